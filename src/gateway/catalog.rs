@@ -1,0 +1,496 @@
+//! The catalog file: upstream HTTP APIs and the tools that forward to them.
+//! Validation errors name the file, the line and the field, because the
+//! people who write this file are not reading our source.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::schema;
+use crate::identity::scope::Scope;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_RESPONSE: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot read catalog {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+
+    /// GET and DELETE carry arguments in the query string, the others in a JSON body.
+    pub fn has_body(self) -> bool {
+        !matches!(self, Method::Get | Method::Delete)
+    }
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub base_url: url::Url,
+    pub timeout: Duration,
+    pub audience: String,
+    pub max_response_bytes: usize,
+    /// Static headers, values already read from the environment.
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+}
+
+#[derive(Debug)]
+pub struct GatewayTool {
+    /// The name a client sees (the alias when one is set).
+    pub name: String,
+    pub description: String,
+    pub upstream: Arc<Upstream>,
+    pub method: Method,
+    /// Path template relative to the upstream's base URL, e.g. `/contacts/{id}`.
+    pub path: String,
+    pub path_params: Vec<String>,
+    pub input_schema: serde_json::Map<String, Value>,
+    /// Explicit scope; `None` means the verb rule of SPEC §4.3 decides.
+    pub scope: Option<Scope>,
+    pub destructive: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tools: Vec<Arc<GatewayTool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    upstream: Vec<Spanned<UpstreamEntry>>,
+    #[serde(default)]
+    tool: Vec<Spanned<ToolEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamEntry {
+    name: Spanned<String>,
+    base_url: Spanned<String>,
+    timeout: Option<Spanned<String>>,
+    audience: Option<String>,
+    max_response_bytes: Option<usize>,
+    /// Header name → name of the environment variable holding its value.
+    #[serde(default)]
+    headers_from_env: HashMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolEntry {
+    name: Spanned<String>,
+    description: Spanned<String>,
+    upstream: Spanned<String>,
+    method: Spanned<String>,
+    path: Spanned<String>,
+    input_schema: Option<Spanned<toml::Table>>,
+    scope: Option<Spanned<String>>,
+    #[serde(default)]
+    destructive: bool,
+    #[serde(default = "yes")]
+    enabled: bool,
+    alias: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> CatalogError {
+        CatalogError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(span.start),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Tool names as MCP clients accept them.
+fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Catalog, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text, env)
+}
+
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Catalog, CatalogError> {
+    let at = Locator { path, text };
+    let file: File = toml::from_str(text).map_err(|e| CatalogError::Invalid {
+        path: path.to_owned(),
+        line: e.span().map(|s| at.line(s.start)).unwrap_or(1),
+        field: "(syntax)".into(),
+        message: e.message().to_owned(),
+    })?;
+
+    let mut upstreams: HashMap<String, Arc<Upstream>> = HashMap::new();
+    for entry in file.upstream {
+        let span = entry.span();
+        let u = entry.into_inner();
+        let name = u.name.get_ref().clone();
+        if name.is_empty() {
+            return Err(at.error(u.name.span(), "upstream.name", "must not be empty"));
+        }
+        let base_url = url::Url::parse(u.base_url.get_ref())
+            .ok()
+            .filter(|b| matches!(b.scheme(), "http" | "https") && b.host_str().is_some())
+            .ok_or_else(|| {
+                at.error(
+                    u.base_url.span(),
+                    "upstream.base_url",
+                    "must be an absolute http(s) URL",
+                )
+            })?;
+        let timeout = match &u.timeout {
+            Some(t) => crate::config::parse_duration(t.get_ref())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    at.error(
+                        t.span(),
+                        "upstream.timeout",
+                        "must be a duration like 5s or 2m",
+                    )
+                })?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let mut headers = Vec::new();
+        for (header, variable) in &u.headers_from_env {
+            let name = reqwest::header::HeaderName::try_from(header.as_str()).map_err(|_| {
+                at.error(
+                    variable.span(),
+                    "upstream.headers_from_env",
+                    format!("{header:?} is not a header name"),
+                )
+            })?;
+            let value = env(variable.get_ref()).ok_or_else(|| {
+                at.error(
+                    variable.span(),
+                    "upstream.headers_from_env",
+                    format!("environment variable {} is not set", variable.get_ref()),
+                )
+            })?;
+            let value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                at.error(
+                    variable.span(),
+                    "upstream.headers_from_env",
+                    format!(
+                        "{} holds a value that is not a valid header",
+                        variable.get_ref()
+                    ),
+                )
+            })?;
+            headers.push((name, value));
+        }
+        let audience = u
+            .audience
+            .unwrap_or_else(|| base_url.as_str().trim_end_matches('/').to_owned());
+        let upstream = Upstream {
+            name: name.clone(),
+            base_url,
+            timeout,
+            audience,
+            max_response_bytes: u.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE),
+            headers,
+        };
+        if upstreams.insert(name.clone(), Arc::new(upstream)).is_some() {
+            return Err(at.error(
+                span,
+                "upstream.name",
+                format!("upstream {name:?} is declared twice"),
+            ));
+        }
+    }
+
+    let mut tools = Vec::new();
+    let mut seen = HashSet::new();
+    for entry in file.tool {
+        let t = entry.into_inner();
+        let upstream = upstreams
+            .get(t.upstream.get_ref())
+            .cloned()
+            .ok_or_else(|| {
+                at.error(
+                    t.upstream.span(),
+                    "tool.upstream",
+                    format!("no upstream named {:?}", t.upstream.get_ref()),
+                )
+            })?;
+        let method = match t.method.get_ref().to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => {
+                return Err(at.error(
+                    t.method.span(),
+                    "tool.method",
+                    "must be GET, POST, PUT, PATCH or DELETE",
+                ));
+            }
+        };
+        let path = t.path.get_ref().clone();
+        if !path.starts_with('/') {
+            return Err(at.error(t.path.span(), "tool.path", "must start with /"));
+        }
+        let path_params =
+            placeholders(&path).map_err(|m| at.error(t.path.span(), "tool.path", m))?;
+        let (input_schema, schema_span) = match t.input_schema {
+            Some(s) => {
+                let span = s.span();
+                let value =
+                    serde_json::to_value(s.into_inner()).expect("TOML tables convert to JSON");
+                (value.as_object().cloned().unwrap_or_default(), span)
+            }
+            None => (
+                serde_json::Map::from_iter([("type".to_owned(), Value::String("object".into()))]),
+                t.name.span(),
+            ),
+        };
+        schema::check_schema(&input_schema)
+            .map_err(|m| at.error(schema_span.clone(), "tool.input_schema", m))?;
+        let properties = input_schema.get("properties").and_then(Value::as_object);
+        for param in &path_params {
+            if !properties.is_some_and(|p| p.contains_key(param)) {
+                return Err(at.error(
+                    t.path.span(),
+                    "tool.path",
+                    format!("placeholder {{{param}}} is not a property of input_schema"),
+                ));
+            }
+        }
+        let scope = match &t.scope {
+            Some(s) => Some(
+                Scope::parse(s.get_ref())
+                    .filter(|s| Scope::MCP.contains(s))
+                    .ok_or_else(|| {
+                        at.error(
+                            s.span(),
+                            "tool.scope",
+                            "must be mcp:read, mcp:write or mcp:admin",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        if t.description.get_ref().trim().is_empty() {
+            return Err(at.error(
+                t.description.span(),
+                "tool.description",
+                "must not be empty: models pick tools by it",
+            ));
+        }
+        let (name, name_span) = match &t.alias {
+            Some(alias) => (alias.get_ref().clone(), alias.span()),
+            None => (t.name.get_ref().clone(), t.name.span()),
+        };
+        if !valid_tool_name(&name) {
+            return Err(at.error(
+                name_span,
+                if t.alias.is_some() {
+                    "tool.alias"
+                } else {
+                    "tool.name"
+                },
+                "use 1-64 letters, digits, _ or -",
+            ));
+        }
+        if !t.enabled {
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            return Err(at.error(
+                name_span,
+                "tool.name",
+                format!("two enabled tools are named {name:?}"),
+            ));
+        }
+        tools.push(Arc::new(GatewayTool {
+            name,
+            description: t.description.into_inner(),
+            upstream,
+            method,
+            path,
+            path_params,
+            input_schema,
+            scope,
+            destructive: t.destructive,
+        }));
+    }
+    Ok(Catalog { tools })
+}
+
+fn placeholders(path: &str) -> Result<Vec<String>, String> {
+    let mut params = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("has an unclosed {")? + open;
+        let name = &rest[open + 1..close];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("placeholder {{{name}}} must be a plain name"));
+        }
+        params.push(name.to_owned());
+        rest = &rest[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("has an unmatched }".into());
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "CRM_TOKEN").then(|| "s3cret".to_owned())
+    }
+
+    const GOOD: &str = r#"
+[[upstream]]
+name = "crm"
+base_url = "http://127.0.0.1:9000/api"
+timeout = "2s"
+headers_from_env = { "X-Api-Key" = "CRM_TOKEN" }
+
+[[tool]]
+name = "get_contact"
+description = "Get one contact by id."
+upstream = "crm"
+method = "GET"
+path = "/contacts/{id}"
+input_schema = { type = "object", properties = { id = { type = "string" } }, required = ["id"] }
+
+[[tool]]
+name = "archive_contact"
+alias = "crm_archive"
+description = "Archive a contact."
+upstream = "crm"
+method = "POST"
+path = "/contacts/{id}/archive"
+scope = "mcp:write"
+input_schema = { type = "object", properties = { id = { type = "string" } } }
+
+[[tool]]
+name = "old_tool"
+description = "Gone."
+upstream = "crm"
+method = "GET"
+path = "/old"
+enabled = false
+"#;
+
+    #[test]
+    fn a_good_catalog_loads_with_aliases_and_without_disabled_tools() {
+        let catalog = parse(Path::new("c.toml"), GOOD, &env).unwrap();
+        let names: Vec<_> = catalog.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["get_contact", "crm_archive"]);
+        assert_eq!(catalog.tools[0].path_params, ["id"]);
+        assert_eq!(catalog.tools[0].upstream.headers[0].1, "s3cret");
+        assert_eq!(catalog.tools[1].scope, Some(Scope::McpWrite));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let bad = GOOD.replace("path = \"/contacts/{id}\"", "path = \"/contacts/{nope}\"");
+        let err = parse(Path::new("c.toml"), &bad, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:13: tool.path:"), "{err}");
+        let bad = GOOD.replace(
+            "upstream = \"crm\"\nmethod = \"GET\"\npath = \"/contacts",
+            "upstream = \"nope\"\nmethod = \"GET\"\npath = \"/contacts",
+        );
+        let err = parse(Path::new("c.toml"), &bad, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:11: tool.upstream"), "{err}");
+        let err = parse(
+            Path::new("c.toml"),
+            &GOOD.replace("CRM_TOKEN", "MISSING"),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upstream.headers_from_env") && err.contains("MISSING"),
+            "{err}"
+        );
+        let err = parse(Path::new("c.toml"), "[[tool]]\nname = 1", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2:"), "{err}");
+    }
+}

@@ -1,0 +1,340 @@
+//! Forwarding one tool call to its upstream. The caller's identity travels as
+//! a short-lived JWT signed by Portcullis (verifiable against `/jwks.json`)
+//! plus plain id headers; the caller's own token or API key never does —
+//! this module is never handed it.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{catalog::GatewayTool, schema};
+use crate::{
+    identity::scope::ScopeSet,
+    oauth::{jwt, keys::Keys},
+    store,
+};
+
+/// Header carrying the identity JWT.
+pub const IDENTITY_HEADER: &str = "x-portcullis-identity";
+const IDENTITY_TTL_SECS: i64 = 60;
+/// RFC 3986 unreserved characters stay as they are in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Who is calling, as the upstream is told.
+pub struct Caller<'a> {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub scopes: ScopeSet,
+    pub source: &'a str,
+    pub client_id: Option<&'a str>,
+    pub api_key_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct IdentityClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: Uuid,
+    org_id: Uuid,
+    scope: String,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key_id: Option<&'a str>,
+    iat: i64,
+    exp: i64,
+    jti: Uuid,
+}
+
+#[derive(Debug)]
+pub enum Forwarded {
+    Success {
+        text: String,
+        structured: Option<Map<String, Value>>,
+        status: u16,
+    },
+    /// Shown to the model as an `isError` result.
+    Failure {
+        message: String,
+        status: Option<u16>,
+    },
+    /// The upstream asked us to slow down: clients should back off, not
+    /// treat it as a token failure, so the MCP layer answers HTTP 503.
+    RateLimited { retry_after: u64, status: u16 },
+}
+
+/// Where a forwarded call goes out from: the pooled client and the signer.
+pub struct Sender<'a> {
+    pub http: &'a reqwest::Client,
+    pub keys: &'a Keys,
+    pub issuer: &'a str,
+    pub identities: &'a IdentityTokens,
+}
+
+/// Signed identity tokens, reused while at least half their life remains:
+/// an RSA signature costs about a millisecond, which would otherwise be most
+/// of the gateway's overhead on every call.
+#[derive(Default)]
+pub struct IdentityTokens {
+    tokens: Mutex<HashMap<String, (String, i64)>>,
+}
+
+impl IdentityTokens {
+    fn get_or_sign(&self, keys: &Keys, claims: &IdentityClaims<'_>) -> String {
+        let now = claims.iat;
+        // Everything the upstream learns from the token, so a reused token
+        // says exactly what a fresh one would (apart from iat, exp and jti).
+        let key = format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}",
+            claims.aud,
+            claims.sub,
+            claims.org_id,
+            claims.scope,
+            claims.source,
+            claims.client_id.unwrap_or(""),
+            claims.api_key_id.unwrap_or(""),
+            keys.active().kid
+        );
+        let mut tokens = self.tokens.lock().expect("lock");
+        if let Some((token, exp)) = tokens.get(&key)
+            && exp - now > IDENTITY_TTL_SECS / 2
+        {
+            return token.clone();
+        }
+        if tokens.len() > 10_000 {
+            tokens.retain(|_, (_, exp)| *exp - now > IDENTITY_TTL_SECS / 2);
+        }
+        let token = jwt::sign(keys, "JWT", claims);
+        tokens.insert(key, (token.clone(), claims.exp));
+        token
+    }
+}
+
+pub async fn forward(
+    sender: &Sender<'_>,
+    tool: &GatewayTool,
+    caller: &Caller<'_>,
+    args: Map<String, Value>,
+) -> Forwarded {
+    let args_value = Value::Object(args);
+    if let Err(message) = schema::validate(&tool.input_schema, &args_value) {
+        return Forwarded::Failure {
+            message: format!("Invalid arguments: {message}."),
+            status: None,
+        };
+    }
+    let Value::Object(mut args) = args_value else {
+        unreachable!("constructed as an object")
+    };
+
+    let mut path = String::new();
+    let mut rest = tool.path.as_str();
+    for param in &tool.path_params {
+        let marker = format!("{{{param}}}");
+        let at = rest
+            .find(&marker)
+            .expect("placeholders come from this path");
+        path.push_str(&rest[..at]);
+        let value = match args.remove(param) {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => {
+                return Forwarded::Failure {
+                    message: format!("Invalid arguments: {param} is required."),
+                    status: None,
+                };
+            }
+        };
+        path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
+        rest = &rest[at + marker.len()..];
+    }
+    path.push_str(rest);
+    let upstream = &tool.upstream;
+    let url = format!("{}{path}", upstream.base_url.as_str().trim_end_matches('/'));
+
+    let now = store::now();
+    let claims = IdentityClaims {
+        iss: sender.issuer,
+        aud: &upstream.audience,
+        sub: caller.user_id,
+        org_id: caller.org_id,
+        scope: caller.scopes.mcp().to_string(),
+        source: caller.source,
+        client_id: caller.client_id,
+        api_key_id: caller.api_key_id,
+        iat: now,
+        exp: now + IDENTITY_TTL_SECS,
+        jti: Uuid::new_v4(),
+    };
+    let identity = sender.identities.get_or_sign(sender.keys, &claims);
+    let mut request = sender
+        .http
+        .request(tool.method.as_reqwest(), &url)
+        .timeout(upstream.timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .header(IDENTITY_HEADER, identity)
+        .header("x-portcullis-user-id", caller.user_id.to_string())
+        .header("x-portcullis-org-id", caller.org_id.to_string());
+    for (name, value) in &upstream.headers {
+        request = request.header(name, value);
+    }
+    request = if tool.method.has_body() {
+        request.json(&Value::Object(args))
+    } else {
+        request.query(&query_pairs(&args))
+    };
+
+    let mut response = match request.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Forwarded::Failure {
+                message: format!(
+                    "The {} service did not answer within {}.",
+                    upstream.name,
+                    seconds(upstream.timeout)
+                ),
+                status: None,
+            };
+        }
+        Err(e) => {
+            tracing::warn!(upstream = %upstream.name, error = %e.without_url(), "upstream unreachable");
+            return Forwarded::Failure {
+                message: format!("The {} service could not be reached.", upstream.name),
+                status: None,
+            };
+        }
+    };
+    let status = response.status().as_u16();
+    if status == 429 {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 3600);
+        return Forwarded::RateLimited {
+            retry_after,
+            status,
+        };
+    }
+    let is_json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(upstream.timeout, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > upstream.max_response_bytes {
+                    return Forwarded::Failure {
+                        message: format!(
+                            "The {} service answered with more than {} bytes; narrow the request.",
+                            upstream.name, upstream.max_response_bytes
+                        ),
+                        status: Some(status),
+                    };
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(_)) | Err(_) => {
+                return Forwarded::Failure {
+                    message: format!("The {} service broke off its answer.", upstream.name),
+                    status: Some(status),
+                };
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let json: Option<Value> = if is_json || text.trim_start().starts_with(['{', '[']) {
+        serde_json::from_str(&text).ok()
+    } else {
+        None
+    };
+    match status {
+        200..=299 => {
+            let structured = json.map(|v| match v {
+                Value::Object(map) => map,
+                // structuredContent must be an object.
+                other => Map::from_iter([("result".to_owned(), other)]),
+            });
+            Forwarded::Success {
+                text,
+                structured,
+                status,
+            }
+        }
+        400..=499 => Forwarded::Failure {
+            message: format!(
+                "Error ({status}): {}",
+                client_error_message(json.as_ref(), &text)
+            ),
+            status: Some(status),
+        },
+        _ => {
+            // Server errors can carry stack traces and hostnames: never shown.
+            tracing::warn!(upstream = %upstream.name, status, "upstream server error");
+            Forwarded::Failure {
+                message: format!(
+                    "Error ({status}): the {} service failed; try again later.",
+                    upstream.name
+                ),
+                status: Some(status),
+            }
+        }
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+fn query_pairs(args: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (key, value) in args {
+        match value {
+            Value::Null => {}
+            Value::String(s) => pairs.push((key.clone(), s.clone())),
+            Value::Array(items) => {
+                for item in items {
+                    pairs.push((key.clone(), scalar(item)));
+                }
+            }
+            other => pairs.push((key.clone(), scalar(other))),
+        }
+    }
+    pairs
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The message a 4xx carries, from the usual JSON error fields, else its text.
+fn client_error_message(json: Option<&Value>, text: &str) -> String {
+    let from_json = json.and_then(|v| {
+        ["error_description", "message", "detail", "error"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_owned))
+    });
+    let message = from_json.unwrap_or_else(|| text.trim().to_owned());
+    let message: String = message.chars().take(500).collect();
+    if message.is_empty() {
+        "the request was refused".into()
+    } else {
+        message
+    }
+}

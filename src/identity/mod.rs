@@ -1,0 +1,6 @@
+//! Who people are: orgs, users, roles, passwords, and the secrets we issue.
+
+pub mod api_key;
+pub mod passwords;
+pub mod scope;
+pub mod secret;

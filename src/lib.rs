@@ -1,0 +1,213 @@
+//! Portcullis: an OAuth 2.1 authorization server and a scope-gated MCP
+//! resource server in one process.
+
+pub mod admin;
+pub mod config;
+pub mod gateway;
+pub mod identity;
+pub mod mcp;
+pub mod oauth;
+pub mod ratelimit;
+pub mod state;
+pub mod store;
+pub mod web;
+
+use std::{future::Future, net::SocketAddr};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::Config;
+pub use state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] oauth::keys::KeyError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayError),
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store (applying migrations), loads or creates signing keys, and
+/// starts the background refresh of revocations and keys.
+pub async fn build(config: Config) -> Result<AppState, StartError> {
+    let store = store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let keys = oauth::keys::Keys::load_or_create(&config.keys_dir)?;
+    let catalog = gateway::load_configured(&config).map_err(gateway::GatewayError::from)?;
+    let state =
+        AppState::new(config, store, keys, &catalog).map_err(gateway::GatewayError::from)?;
+    state.revoked.refresh(&state.store).await?;
+    spawn_refresher(state.clone());
+    spawn_catalog_reloader(state.clone());
+    Ok(state)
+}
+
+/// Keeps this instance's view of revoked grants and signing keys current.
+fn spawn_refresher(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.revocation_poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.revoked.refresh(&state.store).await {
+                tracing::warn!(error = %e, "could not refresh revoked grants");
+            }
+            if let Err(e) = state.keys.reload_if_changed() {
+                tracing::warn!(error = %e, "could not reload signing keys");
+            }
+        }
+    });
+}
+
+/// Reloads the gateway catalog on SIGHUP; a bad file keeps the old tools.
+fn spawn_catalog_reloader(state: AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the catalog will not reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if state.config.catalog.is_none() {
+                continue;
+            }
+            match state.reload_catalog() {
+                Ok(n) => tracing::info!(tools = n, "gateway catalog reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "gateway catalog not reloaded; keeping the previous tools")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+pub fn app(state: AppState) -> Router {
+    let pages = Router::new()
+        .merge(oauth::page_router())
+        .route("/login", get(web::login::show).post(web::login::submit))
+        .route("/logout", get(web::login::logout).post(web::login::logout))
+        .merge(web::console::router())
+        .layer(middleware::from_fn(page_errors))
+        .layer(middleware::from_fn(web::security_headers));
+    let public = oauth::public_router().layer(middleware::from_fn(oauth_errors));
+    Router::new()
+        .merge(public)
+        .merge(pages)
+        .merge(mcp::router(state.clone()))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/static/style.css", get(web::stylesheet))
+        .route("/static/console.js", get(web::console_script))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+fn is_plain_rejection(response: &Response) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && !response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"))
+}
+
+/// Framework rejections (oversized or malformed bodies, wrong methods) on the
+/// OAuth endpoints become RFC 6749 JSON errors.
+async fn oauth_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if !is_plain_rejection(&response) {
+        return response;
+    }
+    let status = response.status();
+    let description = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large",
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed here",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported content type",
+        _ if status.is_server_error() => "the server could not complete the request",
+        _ => "the request is malformed",
+    };
+    let error = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request"
+    };
+    let mut replaced = oauth::error::OAuthError::new(status, error, description).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        replaced.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    replaced
+}
+
+/// The same for pages, which answer people with a readable page.
+async fn page_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if !is_plain_rejection(&response) {
+        return response;
+    }
+    let status = response.status();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "The form you sent is too large.",
+        StatusCode::METHOD_NOT_ALLOWED => "This page cannot be used that way.",
+        _ if status.is_server_error() => {
+            "The server could not complete the request. Please try again."
+        }
+        _ => "The form you sent could not be read. Go back and try again.",
+    };
+    web::PageError {
+        status,
+        title: "This request cannot be completed",
+        message: message.into(),
+    }
+    .into_response()
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then flushes the
+/// audit log so no recorded call is lost.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let audit = state.audit.clone();
+    let api_keys = state.api_keys.clone();
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    audit.flush().await;
+    api_keys.flush().await;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! API-key lookups for the MCP hot path. Key rows are cached by id for a few
+//! seconds (so a revocation anywhere takes effect within the TTL), and the
+//! `last_used_at` bookkeeping is written behind in batches instead of costing
+//! an UPDATE per request.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use super::cache::TtlCache;
+use crate::store::{self, ApiKey, Store};
+
+/// How often pending `last_used_at` updates are written.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+
+pub struct ApiKeyCache {
+    store: Store,
+    /// `None` caches "no such key" too, so garbage keys cannot force a query
+    /// per request.
+    keys: TtlCache<String, Option<Arc<ApiKey>>>,
+    pending_touches: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl ApiKeyCache {
+    /// Starts the background writer of `last_used_at`; needs a Tokio runtime.
+    pub fn start(store: Store, ttl: Duration) -> ApiKeyCache {
+        let cache = ApiKeyCache {
+            store,
+            keys: TtlCache::new(ttl),
+            pending_touches: Arc::default(),
+        };
+        let store = cache.store.clone();
+        let pending = Arc::clone(&cache.pending_touches);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TOUCH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                write_touches(&store, &pending).await;
+            }
+        });
+        cache
+    }
+
+    /// How long a revoked key may keep working on this instance.
+    pub fn ttl(&self) -> Duration {
+        self.keys.ttl()
+    }
+
+    /// The key row (revoked or not) with this id, if any.
+    pub async fn get(&self, id: &str) -> store::Result<Option<Arc<ApiKey>>> {
+        if let Some(cached) = self.keys.get(id) {
+            return Ok(cached);
+        }
+        let key = self.store.api_key(id).await?.map(Arc::new);
+        self.keys.insert(id.to_owned(), key.clone());
+        Ok(key)
+    }
+
+    /// Drops a key this instance just revoked, so it stops here at once.
+    pub fn forget(&self, id: &str) {
+        self.keys.remove(id);
+    }
+
+    pub fn record_use(&self, id: &str) {
+        let now = store::now();
+        let mut pending = self.pending_touches.lock().expect("lock");
+        // Every request passes here: update in place, allocate only once per batch.
+        match pending.get_mut(id) {
+            Some(at) => *at = now,
+            None => {
+                pending.insert(id.to_owned(), now);
+            }
+        }
+    }
+
+    /// Writes every pending `last_used_at`; called on graceful shutdown.
+    pub async fn flush(&self) {
+        write_touches(&self.store, &self.pending_touches).await;
+    }
+}
+
+async fn write_touches(store: &Store, pending: &Mutex<HashMap<String, i64>>) {
+    let batch: Vec<(String, i64)> = std::mem::take(&mut *pending.lock().expect("lock"))
+        .into_iter()
+        .collect();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = store.touch_api_keys(&batch).await {
+        // Losing a last-used timestamp is harmless; keep no retry state.
+        tracing::warn!(error = %e, keys = batch.len(), "could not record API key use");
+    }
+}

@@ -1,0 +1,311 @@
+//! Who is calling `/mcp` (SPEC §4.2). One middleware turns the `Authorization`
+//! header into an [`Identity`] — from a JWT access token of ours or from an API
+//! key plus the org header — and everything below it reads only that.
+//! Nothing here queries the database per request: revocations come from the
+//! in-memory set, keys and memberships from short-lived caches.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    config::Config,
+    identity::{
+        api_key,
+        scope::{Scope, ScopeSet},
+    },
+    oauth::jwt,
+    state::AppState,
+};
+
+/// How the caller authenticated, as `whoami` and the audit log name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Source {
+    #[serde(rename = "mcp-oauth")]
+    OAuth,
+    #[serde(rename = "mcp-bearer")]
+    ApiKey,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::OAuth => "mcp-oauth",
+            Source::ApiKey => "mcp-bearer",
+        }
+    }
+}
+
+/// An authenticated MCP caller; its `scopes` are already capped by the user's
+/// current role in `org_id`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+    pub scopes: ScopeSet,
+    pub source: Source,
+    pub client_id: Option<String>,
+    pub api_key_id: Option<String>,
+}
+
+impl Identity {
+    /// The rate-limit bucket for calls of `tool` (SPEC §4.7): per user, org
+    /// and tool for OAuth callers, per key and tool for API keys.
+    pub fn bucket(&self, tool: &str) -> String {
+        match &self.api_key_id {
+            Some(key) => format!("key:{key}:{tool}"),
+            None => format!("user:{}:{}:{tool}", self.user_id, self.org_id),
+        }
+    }
+}
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match identify(&state, request.headers()).await {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(failure) => failure.into_response(&state.config),
+    }
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug)]
+enum Failure {
+    /// No credential at all: the bare challenge that starts OAuth discovery.
+    Missing,
+    /// A credential was presented and refused.
+    Refused {
+        error: &'static str,
+        description: String,
+    },
+    Internal,
+}
+
+impl Failure {
+    fn invalid_token(description: impl Into<String>) -> Failure {
+        Failure::Refused {
+            error: "invalid_token",
+            description: description.into(),
+        }
+    }
+
+    fn into_response(self, config: &Config) -> Response {
+        let mut challenge = format!(
+            "Bearer resource_metadata=\"{}\", scope=\"{} {}\"",
+            resource_metadata_url(config),
+            Scope::McpRead,
+            Scope::McpWrite
+        );
+        let mut response = match self {
+            Failure::Missing => StatusCode::UNAUTHORIZED.into_response(),
+            Failure::Refused { error, description } => {
+                // RFC 6750 §3: the challenge says `invalid_token` whenever a
+                // credential was sent; the body names the precise cause.
+                challenge.push_str(&format!(
+                    ", error=\"invalid_token\", error_description=\"{}\"",
+                    quoted_string_safe(&description)
+                ));
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error": error, "error_description": description })),
+                )
+                    .into_response()
+            }
+            Failure::Internal => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({
+                        "error": "server_error",
+                        "error_description": "The server could not check these credentials. Try again."
+                    })),
+                )
+                    .into_response();
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// RFC 9728 §5.1: where a client finds out how to get a token for `/mcp`.
+pub fn resource_metadata_url(config: &Config) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        config.issuer()
+    )
+}
+
+/// Keeps a description inside an RFC 7230 quoted-string (RFC 6750 §3 also
+/// limits it to printable ASCII without `"` and `\`).
+fn quoted_string_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, Failure> {
+    let token = bearer_token(headers)?;
+    let prefix = &state.config.api_key_prefix;
+    // Anything with our key prefix is treated as a (possibly mangled) API key,
+    // so a truncated key gets the API-key answer, not a JWT parse error.
+    if token
+        .strip_prefix(prefix.as_str())
+        .is_some_and(|rest| rest.starts_with('_'))
+    {
+        from_api_key(state, headers, api_key::parse(prefix, token)).await
+    } else {
+        from_access_token(state, token).await
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Failure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Failure::Missing);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Failure::invalid_token("The Authorization header is not valid text."))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(Failure::invalid_token(
+            "Use Authorization: Bearer <access token or API key>.",
+        )),
+    }
+}
+
+async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Failure> {
+    let claims = verified_claims(state, token)?;
+    if state.revoked.is_revoked(claims.grant_id) {
+        return Err(Failure::invalid_token("The access token has been revoked."));
+    }
+    let membership = state
+        .members
+        .get(&state.store, claims.sub, claims.org_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "membership lookup failed");
+            Failure::Internal
+        })?
+        .ok_or_else(|| {
+            Failure::invalid_token("The token's user is no longer a member of its organization.")
+        })?;
+    Ok(Identity {
+        user_id: claims.sub,
+        org_id: claims.org_id,
+        email: membership.email,
+        scopes: jwt::scope_of(&claims)
+            .mcp()
+            .intersect(membership.role.ceiling()),
+        source: Source::OAuth,
+        client_id: Some(claims.client_id.clone()),
+        api_key_id: None,
+    })
+}
+
+/// The token's claims, from the verified-token cache or by full verification.
+/// A cached entry is the exact token string verified before, so only its
+/// expiry can have changed since.
+fn verified_claims(state: &AppState, token: &str) -> Result<Arc<jwt::AccessClaims>, Failure> {
+    if let Some(claims) = state.verified_tokens.get(token) {
+        if claims.exp + jwt::LEEWAY_SECS as i64 > crate::store::now() {
+            return Ok(claims);
+        }
+        return Err(Failure::invalid_token(
+            "The access token is not valid: ExpiredSignature.",
+        ));
+    }
+    let config = &state.config;
+    let claims = jwt::verify_access_token(&state.keys, token, config.issuer(), &config.resource())
+        .map_err(|e| Failure::invalid_token(format!("The access token is not valid: {e}.")))?;
+    let claims = Arc::new(claims);
+    state
+        .verified_tokens
+        .insert(token.to_owned(), Arc::clone(&claims));
+    Ok(claims)
+}
+
+async fn from_api_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    parsed: Option<(&str, &str)>,
+) -> Result<Identity, Failure> {
+    let header_name = &state.config.org_header;
+    let org_id = match headers.get(header_name.as_str()) {
+        None => {
+            return Err(Failure::Refused {
+                error: "invalid_request",
+                description: format!("{header_name} header required."),
+            });
+        }
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| Uuid::parse_str(v.trim()).ok())
+            .ok_or_else(|| Failure::Refused {
+                error: "invalid_request",
+                description: format!("{header_name} must be an organization id (a UUID)."),
+            })?,
+    };
+    let unknown = || Failure::invalid_token("Unknown or revoked API key.");
+    let (key_id, secret) = parsed.ok_or_else(unknown)?;
+    let key = state.api_keys.get(key_id).await.map_err(|e| {
+        tracing::error!(error = %e, "API key lookup failed");
+        Failure::Internal
+    })?;
+    let key = key
+        .filter(|k| k.revoked_at.is_none() && api_key::verify(secret, &k.secret_hash))
+        .ok_or_else(unknown)?;
+    if key.org_id != org_id {
+        return Err(Failure::invalid_token(format!(
+            "This API key belongs to a different organization than the {header_name} header names."
+        )));
+    }
+    let membership = state
+        .members
+        .get(&state.store, key.user_id, org_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "membership lookup failed");
+            Failure::Internal
+        })?
+        .ok_or_else(|| {
+            Failure::invalid_token("The API key's user is not a member of that organization.")
+        })?;
+    state.api_keys.record_use(&key.id);
+    Ok(Identity {
+        user_id: key.user_id,
+        org_id,
+        email: membership.email,
+        scopes: key.scopes.mcp().intersect(membership.role.ceiling()),
+        source: Source::ApiKey,
+        client_id: None,
+        api_key_id: Some(key.id.clone()),
+    })
+}

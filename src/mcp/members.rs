@@ -1,0 +1,54 @@
+//! Who a caller is within an org, as needed on every MCP request: their email
+//! (for `whoami`) and their current role (the ceiling on their scopes). Served
+//! from a short-lived cache so a request costs no database round trip, while a
+//! demotion or removal from the org still takes effect within the TTL.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::cache::TtlCache;
+use crate::{
+    identity::scope::Role,
+    store::{self, Store},
+};
+
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub email: String,
+    pub role: Role,
+}
+
+pub struct MemberCache {
+    /// `None` remembers that the user is not a member, so a removed user's
+    /// still-valid token does not cost a query per request either.
+    entries: TtlCache<(Uuid, Uuid), Option<Membership>>,
+}
+
+impl MemberCache {
+    pub fn new(ttl: Duration) -> MemberCache {
+        MemberCache {
+            entries: TtlCache::new(ttl),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        store: &Store,
+        user_id: Uuid,
+        org_id: Uuid,
+    ) -> store::Result<Option<Membership>> {
+        if let Some(cached) = self.entries.get(&(user_id, org_id)) {
+            return Ok(cached);
+        }
+        let membership = match store.role(user_id, org_id).await? {
+            Some(role) => store.user(user_id).await?.map(|user| Membership {
+                email: user.email,
+                role,
+            }),
+            None => None,
+        };
+        self.entries.insert((user_id, org_id), membership.clone());
+        Ok(membership)
+    }
+}

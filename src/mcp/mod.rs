@@ -1,0 +1,185 @@
+//! The MCP resource server (SPEC §4). A request passes, in order: CORS, the
+//! Origin check, authentication ([`auth`]), the `tools/call` gate for step-up
+//! and rate limits ([`gate`]), then rmcp's Streamable HTTP transport and the
+//! handler ([`server`]), whose tools ([`tools`]) are audited ([`audit`]).
+
+pub mod apikeys;
+pub mod audit;
+pub mod auth;
+pub(crate) mod cache;
+pub mod gate;
+pub mod members;
+pub mod policy;
+pub mod server;
+pub mod tools;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::state::AppState;
+use server::McpServer;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let public = url::Url::parse(state.config.issuer()).expect("public_url validated at load");
+    let origins = Arc::new(OriginPolicy::new(&public, &state.config.allowed_origins));
+    let service = {
+        let config = transport_config(&state, &public);
+        let state = state.clone();
+        StreamableHttpService::new(
+            move || Ok(McpServer::new(state.clone())),
+            Arc::new(NeverSessionManager::default()),
+            config,
+        )
+    };
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn(lenient_accept))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::admit_tool_calls,
+        ))
+        .layer(middleware::from_fn_with_state(state, auth::authenticate))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&origins),
+            check_origin,
+        ))
+        .layer(cors(origins))
+}
+
+/// Stateless (any instance can answer any request) with JSON responses, and
+/// rmcp's DNS-rebinding checks bound to our public host.
+fn transport_config(state: &AppState, public: &url::Url) -> StreamableHttpServerConfig {
+    let host = public.host_str().unwrap_or("localhost").to_owned();
+    let port = public.port_or_known_default().unwrap_or(80);
+    let mut hosts = vec![host.clone(), format!("{host}:{port}")];
+    if let Some(bare) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        hosts.push(bare.to_owned());
+    }
+    // An explicit port: rmcp treats a port-less entry as "any port" (deprecated).
+    // Our own check (`check_origin`) runs first and is the policy; rmcp's is
+    // kept as a second line with the same allowances.
+    let mut origins = vec![
+        format!("{}://{host}:{port}", public.scheme()),
+        "http://localhost:*".to_owned(),
+        "http://127.0.0.1:*".to_owned(),
+        "http://[::1]:*".to_owned(),
+    ];
+    origins.extend(state.config.allowed_origins.iter().cloned());
+    StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .with_max_request_body_bytes(state.config.max_body_bytes)
+}
+
+/// A browser page on another origin must not drive `/mcp` with a user's
+/// ambient credentials (DNS rebinding, SPEC §4.1): refused before
+/// authentication so the answer does not depend on the credential. Requests
+/// without `Origin` (every non-browser client) pass.
+async fn check_origin(
+    State(allowed): State<Arc<OriginPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !allowed.allows(origin)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "Forbidden: Origin header is not allowed",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// rmcp answers 406 unless a POST accepts both JSON and SSE, but clients that
+/// send `*/*`, only `application/json` or no `Accept` at all are common, and
+/// our stateless JSON answers suit them (SPEC §4.1: Accept is read leniently).
+async fn lenient_accept(mut request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let accept = request
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_ascii_lowercase();
+        if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
+            request.headers_mut().insert(
+                header::ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// SPEC §4.1. Preflights are answered here, before authentication, since
+/// browsers send them without credentials.
+fn cors(origins: Arc<OriginPolicy>) -> CorsLayer {
+    let name = |n: &'static str| HeaderName::from_static(n);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |value: &HeaderValue, _| {
+            origins.allows(value)
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            name("mcp-session-id"),
+            name("mcp-protocol-version"),
+            name("last-event-id"),
+        ])
+        .expose_headers([
+            name("mcp-session-id"),
+            header::WWW_AUTHENTICATE,
+            name("mcp-protocol-version"),
+        ])
+        .max_age(std::time::Duration::from_secs(86400))
+}
+
+/// Which browser origins may call `/mcp`: our own, loopback pages (local
+/// tools such as MCP Inspector; a DNS-rebinding page has its own attacker
+/// origin, never a loopback one), and any configured in `allowed_origins`.
+struct OriginPolicy {
+    own: url::Origin,
+    extra: Vec<url::Origin>,
+}
+
+impl OriginPolicy {
+    fn new(public: &url::Url, extra: &[String]) -> OriginPolicy {
+        let extra = extra
+            .iter()
+            .filter_map(|o| url::Url::parse(o).ok())
+            .map(|u| u.origin())
+            .collect();
+        OriginPolicy {
+            own: public.origin(),
+            extra,
+        }
+    }
+
+    fn allows(&self, value: &HeaderValue) -> bool {
+        let Some(url) = value.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+            return false;
+        };
+        let origin = url.origin();
+        let loopback = url.scheme() == "http" && crate::oauth::redirect_uri::is_loopback_host(&url);
+        origin == self.own || loopback || self.extra.contains(&origin)
+    }
+}

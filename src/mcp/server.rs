@@ -1,0 +1,323 @@
+//! The MCP server handler: `tools/list` filtered by the caller's scopes and
+//! `tools/call` that treats a tool outside them exactly like one that does not
+//! exist (SPEC §4.4), enforces `confirm` on destructive tools (§4.5) and
+//! records every call in the audit log (§4.8).
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Instant,
+};
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ToolAnnotations,
+    },
+    service::RequestContext,
+};
+use serde_json::Value;
+
+use super::{audit::Outcome, auth::Identity, gate, policy::ScopePolicy, tools};
+use crate::{
+    gateway::{
+        self,
+        catalog::GatewayTool,
+        forward::{Caller, Forwarded, Sender, forward},
+    },
+    identity::scope::{Scope, ScopeSet},
+    state::AppState,
+};
+
+/// What runs when a tool is called.
+pub enum Runner {
+    Builtin,
+    Gateway(Arc<GatewayTool>),
+}
+
+/// One listed tool and the scope it needs.
+pub struct Entry {
+    pub tool: Tool,
+    pub required: Scope,
+    pub destructive: bool,
+    pub runner: Runner,
+}
+
+/// Every tool this server offers — built-in and from the gateway catalog —
+/// classified once when it is built.
+pub struct ToolSet {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the catalog declares {0:?}, which is a built-in tool")]
+pub struct NameClash(String);
+
+impl ToolSet {
+    pub fn new(
+        policy: &ScopePolicy,
+        gateway: &gateway::catalog::Catalog,
+    ) -> Result<ToolSet, NameClash> {
+        let mut entries: Vec<Entry> = tools::BUILTIN
+            .iter()
+            .map(|builtin| {
+                let required = policy.required_scope(builtin.name);
+                let destructive = required == Scope::McpAdmin;
+                let tool = Tool::new(
+                    builtin.name,
+                    builtin.description,
+                    Arc::new(builtin.input_schema(destructive)),
+                )
+                .with_title(builtin.title)
+                .with_annotations(annotations(
+                    Some(builtin.title),
+                    required,
+                    destructive,
+                ));
+                Entry {
+                    tool,
+                    required,
+                    destructive,
+                    runner: Runner::Builtin,
+                }
+            })
+            .collect();
+        for declared in &gateway.tools {
+            if entries.iter().any(|e| e.tool.name == declared.name) {
+                return Err(NameClash(declared.name.clone()));
+            }
+            let required = declared
+                .scope
+                .unwrap_or_else(|| policy.required_scope(&declared.name));
+            let destructive = declared.destructive || required == Scope::McpAdmin;
+            let mut schema = declared.input_schema.clone();
+            if destructive {
+                tools::require_confirmation(&mut schema);
+            }
+            let tool = Tool::new(
+                declared.name.clone(),
+                declared.description.clone(),
+                Arc::new(schema),
+            )
+            .with_annotations(annotations(None, required, destructive));
+            entries.push(Entry {
+                tool,
+                required,
+                destructive,
+                runner: Runner::Gateway(Arc::clone(declared)),
+            });
+        }
+        policy.warn_unclassified(
+            entries
+                .iter()
+                .filter(|e| !matches!(&e.runner, Runner::Gateway(t) if t.scope.is_some()))
+                .map(|e| e.tool.name.as_ref()),
+        );
+        Ok(ToolSet { entries })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.tool.name == name)
+    }
+
+    /// The tools `scopes` allow, in catalog order.
+    pub fn visible(&self, scopes: ScopeSet) -> Vec<Tool> {
+        self.entries
+            .iter()
+            .filter(|e| scopes.allows(e.required))
+            .map(|e| e.tool.clone())
+            .collect()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.tool.name.as_ref())
+    }
+}
+
+fn annotations(title: Option<&str>, required: Scope, destructive: bool) -> ToolAnnotations {
+    let base = match title {
+        Some(t) => ToolAnnotations::with_title(t),
+        None => ToolAnnotations::default(),
+    };
+    base.read_only(required == Scope::McpRead)
+        .destructive(destructive)
+}
+
+/// The current tool set, replaced as a whole when the catalog is reloaded so
+/// a request never sees half of an old and half of a new catalog.
+pub struct Tools(RwLock<Arc<ToolSet>>);
+
+impl Tools {
+    pub fn new(set: ToolSet) -> Tools {
+        Tools(RwLock::new(Arc::new(set)))
+    }
+
+    pub fn current(&self) -> Arc<ToolSet> {
+        Arc::clone(&self.0.read().expect("lock"))
+    }
+
+    pub fn replace(&self, set: ToolSet) {
+        *self.0.write().expect("lock") = Arc::new(set);
+    }
+}
+
+/// The answer to calling a tool that does not exist — and, deliberately, to
+/// calling one the caller may not see. Matches rmcp's own tool router.
+pub fn tool_not_found() -> ErrorData {
+    ErrorData::invalid_params("tool not found", None)
+}
+
+/// Built per request (the transport is stateless); cloning is cheap.
+#[derive(Clone)]
+pub struct McpServer {
+    state: AppState,
+}
+
+impl McpServer {
+    pub fn new(state: AppState) -> McpServer {
+        McpServer { state }
+    }
+}
+
+/// The identity the auth layer attached to the HTTP request.
+fn caller(context: &RequestContext<RoleServer>) -> Result<Identity, ErrorData> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Identity>())
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("an MCP request reached the handler without an identity");
+            ErrorData::internal_error("unauthenticated", None)
+        })
+}
+
+impl McpServer {
+    async fn forward(
+        &self,
+        who: &Identity,
+        tool: &GatewayTool,
+        args: serde_json::Map<String, Value>,
+        started: Instant,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = Caller {
+            user_id: who.user_id,
+            org_id: who.org_id,
+            scopes: who.scopes,
+            source: who.source.as_str(),
+            client_id: who.client_id.as_deref(),
+            api_key_id: who.api_key_id.as_deref(),
+        };
+        let state = &self.state;
+        let sender = Sender {
+            http: &state.upstreams,
+            keys: &state.keys,
+            issuer: state.config.issuer(),
+            identities: &state.identity_tokens,
+        };
+        let outcome = forward(&sender, tool, &caller, args).await;
+        let record = |outcome, status| {
+            state
+                .audit
+                .record(who, &tool.name, outcome, started.elapsed(), status)
+        };
+        match outcome {
+            Forwarded::Success {
+                text,
+                structured,
+                status,
+            } => {
+                record(Outcome::Ok, Some(status));
+                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                result.structured_content = structured.map(Value::Object);
+                Ok(result.into())
+            }
+            Forwarded::Failure { message, status } => {
+                record(Outcome::Error, status);
+                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+            }
+            Forwarded::RateLimited {
+                retry_after,
+                status,
+            } => {
+                record(Outcome::RateLimited, Some(status));
+                Err(gate::upstream_rate_limited(retry_after))
+            }
+        }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Portcullis: tools to inspect and administer your organization's access \
+                 (API keys, connected apps, members, tool-call audit). Call whoami to see \
+                 which account and scopes this connection has.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let who = caller(&context)?;
+        // `with_all_items` leaves the list unmarked as publicly cacheable: it
+        // differs per caller.
+        Ok(ListToolsResult::with_all_items(
+            self.state.tools.current().visible(who.scopes),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let who = caller(&context)?;
+        let name = request.name.as_ref();
+        let audit = |outcome| {
+            self.state
+                .audit
+                .record(&who, name, outcome, started.elapsed(), None)
+        };
+        let tools = self.state.tools.current();
+        let Some(entry) = tools.get(name) else {
+            audit(Outcome::Error);
+            return Err(tool_not_found());
+        };
+        if !who.scopes.allows(entry.required) {
+            audit(Outcome::Denied);
+            return Err(tool_not_found());
+        }
+        let mut args = request.arguments.unwrap_or_default();
+        // The confirmation is ours (SPEC §4.5), not part of any tool's own
+        // arguments: checked here and never passed on.
+        if entry.destructive && args.remove("confirm") != Some(Value::Bool(true)) {
+            audit(Outcome::Error);
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{name} is irreversible and was not carried out. Confirm with the user, then \
+                 call it again with \"confirm\": true."
+            ))])
+            .into());
+        }
+        let tool = match &entry.runner {
+            Runner::Builtin => match tools::run(&self.state, &who, name, args).await {
+                Ok(value) => {
+                    audit(Outcome::Ok);
+                    CallToolResult::structured(value)
+                }
+                Err(tools::ToolFailure(message)) => {
+                    audit(Outcome::Error);
+                    CallToolResult::error(vec![ContentBlock::text(message)])
+                }
+            },
+            Runner::Gateway(tool) => return self.forward(&who, tool, args, started).await,
+        };
+        Ok(tool.into())
+    }
+}

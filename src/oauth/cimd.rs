@@ -1,0 +1,293 @@
+//! Client ID Metadata Documents: a `client_id` that is an https URL names a
+//! JSON document describing the client. Fetching a URL chosen by a stranger
+//! is an SSRF risk, so the fetch resolves the host itself, refuses
+//! special-use addresses, pins the connection to the checked address, follows
+//! no redirects and reads at most 5 KB within 5 seconds.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use serde::Deserialize;
+use url::Url;
+
+use super::redirect_uri::RedirectUri;
+
+const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_CACHE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct MetadataDocument {
+    pub client_name: String,
+    pub redirect_uris: Vec<RedirectUri>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CimdError {
+    #[error("the client_id URL is not allowed: {0}")]
+    Forbidden(String),
+    #[error("the client metadata document could not be fetched: {0}")]
+    Fetch(String),
+    #[error("the client metadata document is invalid: {0}")]
+    Invalid(String),
+}
+
+pub struct CimdCache {
+    allow_loopback: bool,
+    entries: Mutex<HashMap<String, (MetadataDocument, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    client_id: String,
+    client_name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl CimdCache {
+    pub fn new(allow_loopback: bool) -> CimdCache {
+        CimdCache {
+            allow_loopback,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `client_id` is meant as a metadata document URL.
+    pub fn is_document_url(&self, client_id: &str) -> bool {
+        client_id.starts_with("https://")
+            || (self.allow_loopback && client_id.starts_with("http://"))
+    }
+
+    pub async fn get(&self, client_id: &str) -> Result<MetadataDocument, CimdError> {
+        if let Some((doc, expires)) = self.entries.lock().expect("lock").get(client_id)
+            && *expires > Instant::now()
+        {
+            return Ok(doc.clone());
+        }
+        let (doc, ttl) = self.fetch(client_id).await?;
+        if let Some(ttl) = ttl {
+            let mut entries = self.entries.lock().expect("lock");
+            if entries.len() > 10_000 {
+                entries.retain(|_, (_, expires)| *expires > Instant::now());
+            }
+            entries.insert(client_id.to_owned(), (doc.clone(), Instant::now() + ttl));
+        }
+        Ok(doc)
+    }
+
+    async fn fetch(
+        &self,
+        client_id: &str,
+    ) -> Result<(MetadataDocument, Option<Duration>), CimdError> {
+        let url = Url::parse(client_id).map_err(|_| CimdError::Forbidden("not a URL".into()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| CimdError::Forbidden("no host".into()))?
+            .to_owned();
+        let loopback_ok = self.allow_loopback && url.scheme() == "http";
+        if url.scheme() != "https" && !loopback_ok {
+            return Err(CimdError::Forbidden("must use https".into()));
+        }
+        if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(CimdError::Forbidden(
+                "must not carry a fragment or credentials".into(),
+            ));
+        }
+        if url.path() == "/" || url.path().is_empty() {
+            return Err(CimdError::Forbidden("must have a path".into()));
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| CimdError::Fetch("DNS lookup timed out".into()))?
+        .map_err(|e| CimdError::Fetch(format!("DNS lookup failed: {e}")))?
+        .collect();
+        let addr = addrs
+            .first()
+            .copied()
+            .ok_or_else(|| CimdError::Fetch("host has no address".into()))?;
+        // The test-only switch admits loopback documents, over http or over
+        // https with any certificate (a test cannot get a trusted one for
+        // 127.0.0.1; clients such as the TypeScript SDK insist on https).
+        let local_test = self.allow_loopback && addrs.iter().all(|a| a.ip().is_loopback());
+        for a in &addrs {
+            let allowed = if loopback_ok {
+                a.ip().is_loopback()
+            } else {
+                is_public(a.ip()) || local_test
+            };
+            if !allowed {
+                return Err(CimdError::Forbidden(format!(
+                    "{host} resolves to a non-public address"
+                )));
+            }
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(FETCH_TIMEOUT)
+            .resolve(&host, addr)
+            .danger_accept_invalid_certs(local_test)
+            .build()
+            .map_err(|e| CimdError::Fetch(e.to_string()))?;
+        let mut response = client
+            .get(url.clone())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(CimdError::Fetch(format!(
+                "status {}",
+                response.status().as_u16()
+            )));
+        }
+        let ttl = cache_ttl(
+            response
+                .headers()
+                .get(reqwest::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(CimdError::Invalid("larger than 5 KB".into()));
+            }
+        }
+        let doc: Document =
+            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        Ok((validate(client_id, doc)?, ttl))
+    }
+}
+
+fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdError> {
+    if doc.client_id != client_id {
+        return Err(CimdError::Invalid(
+            "client_id does not equal the document URL".into(),
+        ));
+    }
+    if doc.client_secret.is_some()
+        || doc
+            .token_endpoint_auth_method
+            .as_deref()
+            .is_some_and(|m| m.starts_with("client_secret"))
+    {
+        return Err(CimdError::Invalid(
+            "a metadata document client cannot use a shared secret".into(),
+        ));
+    }
+    let client_name = doc
+        .client_name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
+    let uris = doc
+        .redirect_uris
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| CimdError::Invalid("redirect_uris is required".into()))?;
+    let redirect_uris = uris
+        .iter()
+        .map(|u| RedirectUri::parse(u).map_err(|e| CimdError::Invalid(e.0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MetadataDocument {
+        client_name: client_name.chars().take(200).collect(),
+        redirect_uris,
+    })
+}
+
+/// `max-age` up to 24 h; `no-store`/`no-cache` mean no caching.
+fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
+    let Some(value) = cache_control else {
+        return Some(DEFAULT_CACHE);
+    };
+    let mut ttl = Some(DEFAULT_CACHE);
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return None;
+        }
+        if let Some(secs) = lower
+            .strip_prefix("max-age=")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            ttl = (secs > 0).then(|| Duration::from_secs(secs).min(MAX_CACHE));
+        }
+    }
+    ttl
+}
+
+/// Rejects the special-use ranges of RFC 6890 and friends.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x64 && s[1] == 0xff9b))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_use_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(is_public("93.184.216.34".parse().unwrap()));
+    }
+
+    #[test]
+    fn cache_control_is_honoured_up_to_a_day() {
+        assert_eq!(cache_ttl(Some("max-age=60")), Some(Duration::from_secs(60)));
+        assert_eq!(cache_ttl(Some("public, max-age=999999")), Some(MAX_CACHE));
+        assert_eq!(cache_ttl(Some("no-store")), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! Token revocation (RFC 7009), introspection (RFC 7662) and `/userinfo`.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use super::{
+    client,
+    error::OAuthError,
+    jwt::{self, AccessClaims},
+    token::TokenForm,
+};
+use crate::{
+    identity::{scope::Scope, secret},
+    state::AppState,
+    store::Grant,
+};
+
+/// What a presented token turned out to be.
+enum Presented {
+    Access(AccessClaims),
+    Refresh(Grant),
+}
+
+/// Identifies a token of ours without trusting its expiry: revocation must
+/// work on any token we issued.
+async fn identify(
+    state: &AppState,
+    token: &str,
+    check_expiry: bool,
+) -> Result<Option<Presented>, OAuthError> {
+    if token.matches('.').count() == 2 {
+        let claims = if check_expiry {
+            jwt::verify_access_token(
+                &state.keys,
+                token,
+                state.config.issuer(),
+                &state.config.resource(),
+            )
+            .ok()
+        } else {
+            jwt::verify_access_token_ignoring_expiry(
+                &state.keys,
+                token,
+                state.config.issuer(),
+                &state.config.resource(),
+            )
+            .ok()
+        };
+        return Ok(claims.map(Presented::Access));
+    }
+    let hash = secret::hash(token);
+    let grant = if check_expiry {
+        state.store.refresh_grant(&hash).await?
+    } else {
+        state.store.refresh_token_grant(&hash).await?
+    };
+    Ok(grant.map(Presented::Refresh))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = TokenForm::parse(&headers, &body)?;
+    let client = client::authenticate(
+        &state,
+        &headers,
+        form.get("client_id"),
+        form.get("client_secret"),
+    )
+    .await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let target = match identify(&state, token, false).await? {
+        Some(Presented::Access(claims)) => Some((claims.grant_id, claims.client_id)),
+        Some(Presented::Refresh(grant)) => Some((grant.id, grant.client_id)),
+        None => None,
+    };
+    // RFC 7009 §2.2: an unknown token, or one of another client, still gets 200.
+    if let Some((grant_id, owner)) = target
+        && owner == client.client_id
+    {
+        state.store.revoke_grant(grant_id).await?;
+        state.revoked.mark(grant_id);
+        tracing::info!(%grant_id, client_id = %owner, "grant revoked by client");
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = TokenForm::parse(&headers, &body)?;
+    let client = client::authenticate(
+        &state,
+        &headers,
+        form.get("client_id"),
+        form.get("client_secret"),
+    )
+    .await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let inactive = json!({ "active": false });
+    let answer = match identify(&state, token, true).await? {
+        Some(Presented::Access(c))
+            if !state.revoked.is_revoked(c.grant_id) && may_see(&client, &c.client_id) =>
+        {
+            let grant_live = state
+                .store
+                .grant(c.grant_id)
+                .await?
+                .is_some_and(|g| g.revoked_at.is_none());
+            if grant_live {
+                json!({
+                    "active": true,
+                    "token_type": "Bearer",
+                    "scope": c.scope,
+                    "client_id": c.client_id,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "iss": c.iss,
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "nbf": c.nbf,
+                    "jti": c.jti,
+                    "org_id": c.org_id,
+                    "grant_id": c.grant_id,
+                })
+            } else {
+                inactive
+            }
+        }
+        Some(Presented::Refresh(g)) if may_see(&client, &g.client_id) => json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": g.scope.to_string(),
+            "client_id": g.client_id,
+            "sub": g.user_id,
+            "aud": g.resource,
+            "iss": state.config.issuer(),
+            "exp": g.last_used_at + state.config.refresh_token_idle_ttl.as_secs() as i64,
+            "iat": g.created_at,
+            "org_id": g.org_id,
+            "grant_id": g.id,
+        }),
+        _ => inactive,
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response())
+}
+
+/// Confidential clients (resource servers) may introspect any token; a public
+/// client, which proves nothing about itself, only its own.
+fn may_see(client: &client::OAuthClient, owner: &str) -> bool {
+    !client.is_public() || client.client_id == owner
+}
+
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let challenge = |error: &str, description: &str, status: StatusCode| {
+        let value = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+        let mut response = (
+            status,
+            Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&value).expect("ascii"),
+        );
+        response
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let Some(token) = token else {
+        return challenge(
+            "invalid_token",
+            "an access token is required",
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    let claims = match jwt::verify_access_token(
+        &state.keys,
+        token.trim(),
+        state.config.issuer(),
+        &state.config.resource(),
+    ) {
+        Ok(c) if !state.revoked.is_revoked(c.grant_id) => c,
+        _ => {
+            return challenge(
+                "invalid_token",
+                "the access token is not valid",
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    let scope = jwt::scope_of(&claims);
+    if !scope.contains(Scope::OpenId) {
+        return challenge(
+            "insufficient_scope",
+            "the openid scope is required",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let user = match state.store.user(claims.sub).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return challenge(
+                "invalid_token",
+                "the user no longer exists",
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
+    let mut body = json!({ "sub": user.id, "org_id": claims.org_id });
+    if scope.contains(Scope::Email) {
+        body["email"] = Value::String(user.email);
+        body["email_verified"] = Value::Bool(true);
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}

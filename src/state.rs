@@ -1,0 +1,111 @@
+//! Everything a request handler may need, cloned cheaply into each handler.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use crate::{
+    config::Config,
+    gateway::{catalog::Catalog, forward::IdentityTokens},
+    identity::passwords::Passwords,
+    mcp::{
+        apikeys::ApiKeyCache,
+        audit::AuditLog,
+        cache::TtlCache,
+        members::MemberCache,
+        policy::ScopePolicy,
+        server::{NameClash, ToolSet, Tools},
+    },
+    oauth::{cimd::CimdCache, jwt::AccessClaims, keys::Keys, revocation::RevokedGrants},
+    ratelimit::TokenBuckets,
+    store::Store,
+    web::throttle::LoginThrottle,
+};
+
+/// How long API keys and memberships are cached on the MCP hot path: the
+/// bound on how late a key revocation or role change takes effect.
+const MCP_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long a verified access token is remembered (never past its `exp`).
+const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: Arc<Keys>,
+    pub passwords: Passwords,
+    pub revoked: Arc<RevokedGrants>,
+    pub cimd: Arc<CimdCache>,
+    pub registrations: Arc<TokenBuckets<IpAddr>>,
+    pub login_throttle: Arc<LoginThrottle>,
+    pub api_keys: Arc<ApiKeyCache>,
+    pub members: Arc<MemberCache>,
+    /// Access tokens whose signature and claims were verified recently, so
+    /// the hot path skips RSA verification; expiry and revocation are still
+    /// checked on every request.
+    pub verified_tokens: Arc<TtlCache<String, Arc<AccessClaims>>>,
+    pub policy: Arc<ScopePolicy>,
+    pub tool_calls: Arc<TokenBuckets<String>>,
+    pub audit: AuditLog,
+    /// Built-in and gateway tools; replaced whole on a catalog reload.
+    pub tools: Arc<Tools>,
+    /// Pooled HTTP client for gateway upstreams.
+    pub upstreams: reqwest::Client,
+    pub identity_tokens: Arc<IdentityTokens>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        keys: Keys,
+        catalog: &Catalog,
+    ) -> Result<AppState, NameClash> {
+        let registrations = TokenBuckets::new(
+            config.registrations_per_ip_per_hour,
+            config.registrations_per_ip_per_hour,
+            Duration::from_secs(3600),
+        );
+        let tool_calls = TokenBuckets::new(
+            config.rate_limit.burst,
+            config.rate_limit.per_minute,
+            Duration::from_secs(60),
+        );
+        let policy = ScopePolicy::new(&config.tool_scopes);
+        let tools = Tools::new(ToolSet::new(&policy, catalog)?);
+        let upstreams = reqwest::Client::builder()
+            // Upstream redirects could carry the identity JWT to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("static client configuration");
+        Ok(AppState {
+            passwords: Passwords::new(config.max_concurrent_hashes),
+            revoked: Arc::new(RevokedGrants::new(config.access_token_ttl)),
+            cimd: Arc::new(CimdCache::new(config.cimd_allow_loopback)),
+            registrations: Arc::new(registrations),
+            login_throttle: Arc::new(LoginThrottle::default()),
+            api_keys: Arc::new(ApiKeyCache::start(store.clone(), MCP_CACHE_TTL)),
+            members: Arc::new(MemberCache::new(MCP_CACHE_TTL)),
+            verified_tokens: Arc::new(TtlCache::new(VERIFIED_TOKEN_TTL)),
+            policy: Arc::new(policy),
+            tool_calls: Arc::new(tool_calls),
+            audit: AuditLog::start(store.clone()),
+            keys: Arc::new(keys),
+            store,
+            config: Arc::new(config),
+            tools: Arc::new(tools),
+            upstreams,
+            identity_tokens: Arc::new(IdentityTokens::default()),
+        })
+    }
+
+    /// Re-reads the catalog file and swaps in the new tool set; on any error
+    /// the current tools stay and the error is returned for the log.
+    pub fn reload_catalog(&self) -> Result<usize, crate::gateway::GatewayError> {
+        let catalog = crate::gateway::load_configured(&self.config)?;
+        let set = ToolSet::new(&self.policy, &catalog)?;
+        let count = catalog.tools.len();
+        self.tools.replace(set);
+        Ok(count)
+    }
+}

@@ -1,0 +1,296 @@
+//! The organization's members, for its admins: list, add an existing user,
+//! create a user, change a role. Lowering a role takes effect for API keys at
+//! their next use and for OAuth apps at their next refresh, because both are
+//! limited by the role's ceiling then (SPEC §2.4).
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{Choice, Chrome, Console, back_to, when};
+use crate::{
+    admin::{self, AdminError},
+    identity::scope::Role,
+    state::AppState,
+    web::PageError,
+};
+
+/// Long enough that an online guess is hopeless under the login throttle.
+const MIN_PASSWORD_CHARS: usize = 12;
+const ROLES: [&str; 3] = ["viewer", "member", "admin"];
+
+struct MemberRow {
+    user_id: String,
+    email: String,
+    roles: Vec<Choice>,
+    joined: String,
+    is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/org.html")]
+struct OrgPage {
+    chrome: Chrome,
+    org_name: String,
+    org_id: String,
+    members: Vec<MemberRow>,
+    /// The role offered for a new member.
+    new_roles: Vec<Choice>,
+    error: Option<String>,
+    min_password: usize,
+}
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    org: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    csrf: Option<String>,
+    org: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    csrf: Option<String>,
+    org: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    csrf: Option<String>,
+    org: String,
+    user_id: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    mut console: Console,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    console.select(q.org.as_deref())?;
+    page(&state, console, q.notice.as_deref(), None, StatusCode::OK).await
+}
+
+async fn page(
+    state: &AppState,
+    console: Console,
+    notice: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let org = console.require_admin()?.org.clone();
+    let members = state
+        .store
+        .members(org.id)
+        .await?
+        .into_iter()
+        .map(|m| MemberRow {
+            user_id: m.user_id.to_string(),
+            is_me: m.user_id == console.user.id,
+            email: m.email,
+            roles: Choice::list(&ROLES, m.role.as_str()),
+            joined: when(m.joined_at),
+        })
+        .collect();
+    let page = OrgPage {
+        chrome: console.chrome("org", notice),
+        org_name: org.name,
+        org_id: org.id.to_string(),
+        members,
+        new_roles: Choice::list(&ROLES, "member"),
+        error,
+        min_password: MIN_PASSWORD_CHARS,
+    };
+    Ok(console.render(&page, status))
+}
+
+/// The checks every member-changing form shares: a genuine form, from an
+/// admin of the org it names.
+fn authorize(
+    headers: &HeaderMap,
+    console: &mut Console,
+    csrf: Option<&str>,
+    org: &str,
+) -> Result<Uuid, PageError> {
+    Console::verify_csrf(headers, csrf)?;
+    console.select(Some(org))?;
+    Ok(console.require_admin()?.org.id)
+}
+
+fn parse_role(role: &str) -> Result<Role, String> {
+    Role::parse(role).ok_or_else(|| "Choose a role: viewer, member or admin.".to_owned())
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut console: Console,
+    Form(form): Form<AddForm>,
+) -> Result<Response, PageError> {
+    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let email = form.email.trim();
+    let role = match parse_role(&form.role) {
+        Ok(role) => role,
+        Err(message) => {
+            return page(
+                &state,
+                console,
+                None,
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    let Some(user) = state.store.user_by_email(email).await? else {
+        let message = format!(
+            "There is no user with the email {email:?}. Create them below with a password instead."
+        );
+        return page(&state, console, None, Some(message), StatusCode::NOT_FOUND).await;
+    };
+    if let Some(existing) = state.store.role(user.id, org_id).await? {
+        let message = format!(
+            "{} is already a member (as {existing}). Change their role in the list instead.",
+            user.email
+        );
+        return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
+    }
+    state.store.set_membership(user.id, org_id, role).await?;
+    tracing::info!(admin = %console.user.id, user_id = %user.id, %org_id, %role, "member added in the console");
+    Ok(back_to("/console/org", &console, "member-added").into_response())
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut console: Console,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let role = match parse_role(&form.role) {
+        Ok(role) => role,
+        Err(message) => {
+            return page(
+                &state,
+                console,
+                None,
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    if form.password.chars().count() < MIN_PASSWORD_CHARS {
+        let message = format!("Choose a password of at least {MIN_PASSWORD_CHARS} characters.");
+        return page(
+            &state,
+            console,
+            None,
+            Some(message),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let created = admin::create_user(
+        &state.store,
+        &state.passwords,
+        &form.email,
+        &form.password,
+        org_id,
+        role,
+    )
+    .await;
+    let (message, status) = match created {
+        Ok(_) => {
+            tracing::info!(admin = %console.user.id, %org_id, %role, "user created in the console");
+            return Ok(back_to("/console/org", &console, "user-created").into_response());
+        }
+        Err(AdminError::Exists(_)) => (
+            "A user with this email already exists. Add them with the form above instead.".into(),
+            StatusCode::CONFLICT,
+        ),
+        Err(AdminError::Invalid(message)) => (
+            format!("{}.", capitalize(&message)),
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(AdminError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "creating a user from the console failed");
+            return Err(PageError::internal());
+        }
+    };
+    page(&state, console, None, Some(message), status).await
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+pub async fn set_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut console: Console,
+    Form(form): Form<RoleForm>,
+) -> Result<Response, PageError> {
+    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let role = match parse_role(&form.role) {
+        Ok(role) => role,
+        Err(message) => {
+            return page(
+                &state,
+                console,
+                None,
+                Some(message),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    let user_id: Uuid = form
+        .user_id
+        .trim()
+        .parse()
+        .map_err(|_| PageError::bad_request("That is not a user id."))?;
+    let members = state.store.members(org_id).await?;
+    let Some(target) = members.iter().find(|m| m.user_id == user_id) else {
+        let message = "That user is not a member of this organization.".to_owned();
+        return page(&state, console, None, Some(message), StatusCode::NOT_FOUND).await;
+    };
+    // An org without an admin could never be managed again from the console.
+    let admins = members.iter().filter(|m| m.role == Role::Admin).count();
+    if target.role == Role::Admin && role != Role::Admin && admins == 1 {
+        let message = format!(
+            "{} is the only admin of this organization. Make someone else an admin first.",
+            target.email
+        );
+        return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
+    }
+    state.store.set_membership(user_id, org_id, role).await?;
+    tracing::info!(admin = %console.user.id, %user_id, %org_id, %role, "role changed in the console");
+    Ok(back_to("/console/org", &console, "role-changed").into_response())
+}

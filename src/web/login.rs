@@ -1,0 +1,144 @@
+//! Sign-in and sign-out, shared by the OAuth flow and the console.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use super::{PageError, csrf, render, session};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    next: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf: Option<String>,
+    next: Option<String>,
+}
+
+/// Only same-site paths may follow a sign-in, never another origin.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+fn page(
+    headers: &HeaderMap,
+    secure: bool,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (token, cookie) = csrf::token(headers, secure);
+    let mut response = render(&LoginPage {
+        next,
+        csrf: &token,
+        email,
+        error,
+    });
+    *response.status_mut() = status;
+    csrf::with_cookie(response, cookie)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    page(
+        &headers,
+        state.config.issuer_is_https(),
+        safe_next(q.next.as_deref()),
+        "",
+        None,
+        StatusCode::OK,
+    )
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let secure = state.config.issuer_is_https();
+    let next = safe_next(form.next.as_deref());
+    if !csrf::verify(&headers, form.csrf.as_deref()) {
+        return Ok(page(
+            &headers,
+            secure,
+            next,
+            &form.email,
+            Some("Your session expired. Please sign in again."),
+            StatusCode::FORBIDDEN,
+        ));
+    }
+    let email = form.email.trim();
+    if let Some(wait) = state.login_throttle.blocked(email, peer.ip()) {
+        let minutes = wait.as_secs().div_ceil(60);
+        let message = format!("Too many failed attempts. Try again in {minutes} minute(s).");
+        return Ok(page(
+            &headers,
+            secure,
+            next,
+            email,
+            Some(&message),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    let user = state.store.user_by_email(email).await?;
+    let ok = state
+        .passwords
+        .verify(
+            &form.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await;
+    let Some(user) = user.filter(|_| ok) else {
+        state.login_throttle.failed(email, peer.ip());
+        tracing::info!(email, "sign-in failed");
+        return Ok(page(
+            &headers,
+            secure,
+            next,
+            email,
+            Some("Wrong email or password."),
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    state.login_throttle.succeeded(email);
+    let cookie = session::start(&state, &user).await?;
+    tracing::info!(user_id = %user.id, "signed in");
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let cookie = session::end(&state, &headers).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
+}
