@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod identity;
+pub mod keep_alive;
 pub mod mcp;
 pub mod oauth;
 pub mod ratelimit;
@@ -116,12 +117,22 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/static/style.css", get(web::stylesheet))
         .route("/static/console.js", get(web::console_script))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }))
+        .layer(middleware::from_fn(keep_alive::close_if_body_unread))
         .with_state(state)
+}
+
+async fn not_found() -> web::PageError {
+    web::PageError {
+        status: StatusCode::NOT_FOUND,
+        title: "Page not found",
+        message: "There is nothing at this address.".into(),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

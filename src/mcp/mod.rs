@@ -42,19 +42,21 @@ pub fn router(state: AppState) -> Router<AppState> {
             config,
         )
     };
+    // `route_layer`: these guard `/mcp` only; with `layer` they would also
+    // wrap the fallback and answer every unknown path with a 401.
     Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn(lenient_accept))
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn(lenient_accept))
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gate::admit_tool_calls,
         ))
-        .layer(middleware::from_fn_with_state(state, auth::authenticate))
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(
             Arc::clone(&origins),
             check_origin,
         ))
-        .layer(cors(origins))
+        .route_layer(cors(origins))
 }
 
 /// Stateless (any instance can answer any request) with JSON responses, and
