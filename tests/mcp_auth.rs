@@ -420,6 +420,26 @@ async fn the_trailing_slash_endpoint_answers_directly() {
     );
 }
 
+/// The MCP guards cover `/mcp` alone: other paths are simply not found,
+/// not an authentication challenge that would send clients into OAuth.
+#[tokio::test]
+async fn paths_beside_the_endpoint_are_not_found() {
+    let server = TestServer::start().await;
+    for path in [
+        "/nothing-here",
+        "/mcp/extra",
+        "/mcpx",
+        "/.well-known/unknown",
+    ] {
+        let response = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            !response.headers().contains_key("www-authenticate"),
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn each_supported_protocol_version_is_negotiated() {
     let server = TestServer::start().await;

@@ -45,7 +45,8 @@ pub fn router(state: AppState) -> Router<AppState> {
     // `route_layer`: these guard `/mcp` only; with `layer` they would also
     // wrap the fallback and answer every unknown path with a 401.
     Router::new()
-        .nest_service("/mcp", service)
+        .route_service("/mcp", service.clone())
+        .route_service("/mcp/", service)
         .route_layer(middleware::from_fn(lenient_accept))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
