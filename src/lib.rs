@@ -104,7 +104,10 @@ pub fn app(state: AppState) -> Router {
     let pages = Router::new()
         .merge(oauth::page_router())
         .route("/login", get(web::login::show).post(web::login::submit))
-        .route("/logout", get(web::login::logout).post(web::login::logout))
+        .route(
+            "/logout",
+            get(web::login::confirm_logout).post(web::login::logout),
+        )
         .merge(web::console::router())
         .layer(middleware::from_fn(page_errors))
         .layer(middleware::from_fn(web::security_headers));

@@ -308,6 +308,85 @@ async fn forms_without_the_csrf_token_are_refused() {
     );
 }
 
+/// Signing out changes state, so a link or a forged form cannot do it: GET
+/// asks, and only the form with the CSRF token ends the session.
+#[tokio::test]
+async fn signing_out_takes_the_form_with_its_csrf_token() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let browser = signed_in(&server, &user).await;
+
+    let (status, page) = get(&browser, &server, "/logout").await;
+    assert_eq!(status, StatusCode::OK);
+    let token = hidden(&page, "csrf");
+    assert_eq!(
+        get(&browser, &server, "/console/keys").await.0,
+        StatusCode::OK
+    );
+
+    let forged = post(
+        &browser,
+        &server,
+        "/logout",
+        &[("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&browser, &server, "/console/keys").await.0,
+        StatusCode::OK
+    );
+
+    let response = post(&browser, &server, "/logout", &[("csrf", token.as_str())]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login");
+    let response = browser
+        .get(server.url("/console/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed out");
+}
+
+/// `next` after sign-in stays on this site, whatever a crafted link says.
+#[tokio::test]
+async fn sign_in_never_redirects_off_site() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    for next in [
+        "//evil.example/",
+        "/\t/evil.example/",
+        "https://evil.example/",
+        "/caf\u{e9}",
+    ] {
+        let browser = server.browser();
+        let html = browser
+            .get(server.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let response = post(
+            &browser,
+            &server,
+            "/login",
+            &[
+                ("csrf", hidden(&html, "csrf").as_str()),
+                ("next", next),
+                ("email", user.email.as_str()),
+                ("password", user.password.as_str()),
+            ],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(location(&response), "/", "{next:?}");
+    }
+}
+
 #[tokio::test]
 async fn only_admins_see_and_change_the_organization() {
     let server = TestServer::start().await;

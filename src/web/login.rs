@@ -36,10 +36,19 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Only same-site paths may follow a sign-in, never another origin.
+/// Only same-site paths may follow a sign-in, never another origin. Browsers
+/// drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil.example`
+/// would become `//evil.example`: only printable ASCII without `\` passes
+/// (our own paths are percent-encoded, so nothing legitimate is lost).
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -135,10 +144,64 @@ pub async fn submit(
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response())
 }
 
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    csrf: &'a str,
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf: Option<String>,
+}
+
+/// A link to `/logout` asks first: signing out is a state change, and a GET
+/// that did it could be triggered by any site the user visits.
+pub async fn confirm_logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (token, cookie) = csrf::token(&headers, state.config.issuer_is_https());
+    csrf::with_cookie(render(&LogoutPage { csrf: &token }), cookie)
+}
+
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
 ) -> Result<Response, PageError> {
+    if !csrf::verify(&headers, form.csrf.as_deref()) {
+        let mut page = confirm_logout(State(state), headers).await;
+        *page.status_mut() = StatusCode::FORBIDDEN;
+        return Ok(page);
+    }
     let cookie = session::end(&state, &headers).await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_same_site_paths_follow_a_sign_in() {
+        for kept in [
+            "/",
+            "/console/keys?org=1",
+            "/authorize?client_id=a%20b&state=x",
+        ] {
+            assert_eq!(safe_next(Some(kept)), kept);
+        }
+        for refused in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/caf\u{e9}",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(refused)), "/", "{refused:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
