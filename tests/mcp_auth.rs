@@ -530,7 +530,39 @@ async fn oversized_and_malformed_messages_get_json_rpc_errors() {
         malformed.status()
     );
     let body: serde_json::Value = malformed.json().await.expect("a JSON-RPC error body");
-    assert!(body["error"]["code"].is_i64(), "{body}");
+    assert_eq!(body["error"]["code"], -32700, "{body}");
+
+    // Well-formed JSON that is not one JSON-RPC message: 400 and -32600.
+    for (sent, id) in [
+        (json!([mcp::tools_list(1), mcp::tools_list(2)]), Value::Null),
+        (json!("tools/list"), Value::Null),
+        (
+            json!({"jsonrpc": "1.0", "id": 7, "method": "tools/list"}),
+            json!(7),
+        ),
+        (json!({"jsonrpc": "2.0", "id": 8, "method": 5}), json!(8)),
+        (json!({"jsonrpc": "2.0", "id": 9}), json!(9)),
+    ] {
+        let response = send(serde_json::to_vec(&sent).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 400, "{sent}");
+        let body: Value = response.json().await.expect("a JSON-RPC error body");
+        assert_eq!(body["error"]["code"], -32600, "{sent}: {body}");
+        assert_eq!(body["id"], id, "{sent}: {body}");
+    }
+
+    // tools/call with unusable params is "invalid params", not "method not found".
+    for params in [
+        json!({}),
+        json!({"name": 5}),
+        json!({"name": "whoami", "arguments": [1]}),
+    ] {
+        let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": params});
+        let response = send(serde_json::to_vec(&call).unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200, "{params}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32602, "{params}: {body}");
+        assert_eq!(body["id"], 4);
+    }
 }
 
 /// Writes raw HTTP/1.1 on one connection and reads one response head.

@@ -2,7 +2,9 @@
 //! rate-limited call answers 429 with `Retry-After` (SPEC §4.7), and with
 //! `insufficient_scope = "step_up"` a call beyond the caller's scopes answers
 //! 403 with an `insufficient_scope` challenge (§4.4). Both need the JSON-RPC
-//! body, so it is read once here and handed on unchanged.
+//! body, so it is read once here and handed on unchanged. A body that is not
+//! one well-formed JSON-RPC message is answered here with a JSON-RPC error
+//! (§6), where rmcp would answer in plain text.
 
 use std::time::Duration;
 
@@ -14,7 +16,6 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
@@ -23,19 +24,107 @@ use super::{
 };
 use crate::{config::InsufficientScope, state::AppState};
 
-/// The parts of a JSON-RPC message this layer looks at. `method` is decoded by
-/// serde, so an escaped spelling such as `tools\/call` cannot slip past.
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    id: Value,
-    method: Option<String>,
-    params: Option<Params>,
+/// What this layer learns from a request body before rmcp sees it.
+enum Envelope {
+    /// A `tools/call` request: the tool it names and the request id.
+    ToolCall { id: Value, tool: String },
+    /// Any other well-formed message; rmcp handles it.
+    Other,
 }
 
-#[derive(Deserialize)]
-struct Params {
-    name: Option<String>,
+/// A JSON-RPC error answered here, because rmcp would answer it in plain text
+/// (or, for malformed `tools/call` params, as "method not found").
+struct Invalid {
+    status: StatusCode,
+    id: Value,
+    code: i64,
+    message: &'static str,
+}
+
+impl IntoResponse for Invalid {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": self.id,
+            "error": { "code": self.code, "message": self.message },
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Checks the JSON-RPC 2.0 envelope (§4, §5.1). `method` is decoded by serde,
+/// so an escaped spelling such as `tools\/call` cannot slip past the gate.
+fn envelope(bytes: &[u8]) -> Result<Envelope, Invalid> {
+    let invalid = |status, id, code, message| Invalid {
+        status,
+        id,
+        code,
+        message,
+    };
+    let message: Value = serde_json::from_slice(bytes).map_err(|_| {
+        invalid(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32700,
+            "Parse error: the body is not valid JSON.",
+        )
+    })?;
+    let Value::Object(message) = message else {
+        let text = if message.is_array() {
+            "Batches are not supported: send one JSON-RPC message per request."
+        } else {
+            "Invalid Request: the body must be a JSON-RPC message object."
+        };
+        return Err(invalid(StatusCode::BAD_REQUEST, Value::Null, -32600, text));
+    };
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32600,
+            "Invalid Request: \"jsonrpc\" must be \"2.0\".",
+        ));
+    }
+    match message.get("method") {
+        Some(Value::String(method)) if method == "tools/call" => {
+            let params = message.get("params").and_then(Value::as_object);
+            let tool = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+            let arguments_ok = params
+                .and_then(|p| p.get("arguments"))
+                .is_none_or(|a| a.is_object() || a.is_null());
+            match tool {
+                Some(tool) if arguments_ok => Ok(Envelope::ToolCall {
+                    id,
+                    tool: tool.to_owned(),
+                }),
+                // A request error, so HTTP 200 like every other JSON-RPC answer.
+                _ => Err(invalid(
+                    StatusCode::OK,
+                    id,
+                    -32602,
+                    "Invalid params: tools/call needs \"name\" (a string) and optional \"arguments\" (an object).",
+                )),
+            }
+        }
+        Some(Value::String(_)) => Ok(Envelope::Other),
+        Some(_) => Err(invalid(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32600,
+            "Invalid Request: \"method\" must be a string.",
+        )),
+        // A response or error from the client: rmcp decides what to do with it.
+        None if message.contains_key("result") || message.contains_key("error") => {
+            Ok(Envelope::Other)
+        }
+        None => Err(invalid(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32600,
+            "Invalid Request: a message needs a \"method\", or a \"result\" or \"error\".",
+        )),
+    }
 }
 
 pub async fn admit_tool_calls(
@@ -62,44 +151,20 @@ pub async fn admit_tool_calls(
             return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
         }
     };
-    let parsed = if bytes.trim_ascii_start().starts_with(b"[") {
-        serde_json::from_slice::<Vec<Message>>(&bytes)
-    } else {
-        serde_json::from_slice::<Message>(&bytes).map(|m| vec![m])
+    let call = match envelope(&bytes) {
+        Ok(Envelope::ToolCall { id, tool }) => Some((id, tool)),
+        Ok(Envelope::Other) => None,
+        Err(invalid) => return invalid.into_response(),
     };
-    let messages = match parsed {
-        Ok(messages) => messages,
-        // rmcp answers text that is not JSON with plain text; clients expect a
-        // JSON-RPC parse error (JSON-RPC 2.0 §5.1).
-        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() => {
-            let body = json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": { "code": -32700, "message": "Parse error: the body is not valid JSON." },
-            });
-            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
-        }
-        // Valid JSON of another shape is rmcp's to judge.
-        Err(_) => Vec::new(),
-    };
-    for message in &messages {
-        if message.method.as_deref() != Some("tools/call") {
-            continue;
-        }
-        let Some(tool) = message.params.as_ref().and_then(|p| p.name.as_deref()) else {
-            continue;
-        };
-        if let Some(refusal) = admit(&state, &who, tool, &message.id) {
-            return refusal;
-        }
+    if let Some((id, tool)) = &call
+        && let Some(refusal) = admit(&state, &who, tool, id)
+    {
+        return refusal;
     }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if messages
-        .iter()
-        .any(|m| m.method.as_deref() == Some("tools/call"))
-    {
+    if call.is_some() {
         return upstream_backoff(response).await;
     }
     response
