@@ -12,26 +12,8 @@ use uuid::Uuid;
 /// A cookie-keeping client signed in as `user` through the real sign-in form.
 async fn signed_in(server: &TestServer, user: &TestUser) -> reqwest::Client {
     let browser = server.browser();
-    let html = browser
-        .get(server.url("/login?next=/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let response = browser
-        .post(server.url("/login"))
-        .form(&[
-            ("csrf", hidden(&html, "csrf")),
-            ("next", "/".to_owned()),
-            ("email", user.email.clone()),
-            ("password", user.password.clone()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let status = server.sign_in(&browser, &user.email, &user.password).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     browser
 }
 
@@ -361,27 +343,9 @@ async fn sign_in_never_redirects_off_site() {
         "https://evil.example/",
         "/caf\u{e9}",
     ] {
-        let browser = server.browser();
-        let html = browser
-            .get(server.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let response = post(
-            &browser,
-            &server,
-            "/login",
-            &[
-                ("csrf", hidden(&html, "csrf").as_str()),
-                ("next", next),
-                ("email", user.email.as_str()),
-                ("password", user.password.as_str()),
-            ],
-        )
-        .await;
+        let response = server
+            .sign_in_then(&server.browser(), &user.email, &user.password, next)
+            .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
         assert_eq!(location(&response), "/", "{next:?}");
     }

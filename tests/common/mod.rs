@@ -250,6 +250,19 @@ impl TestServer {
         email: &str,
         password: &str,
     ) -> StatusCode {
+        self.sign_in_then(browser, email, password, "/")
+            .await
+            .status()
+    }
+
+    /// The same, asking to be sent to `next` afterwards; returns the answer.
+    pub async fn sign_in_then(
+        &self,
+        browser: &reqwest::Client,
+        email: &str,
+        password: &str,
+        next: &str,
+    ) -> reqwest::Response {
         let login = browser
             .get(self.url("/login"))
             .send()
@@ -263,14 +276,13 @@ impl TestServer {
             .post(self.url("/login"))
             .form(&[
                 ("csrf", csrf.as_str()),
-                ("next", "/"),
+                ("next", next),
                 ("email", email),
                 ("password", password),
             ])
             .send()
             .await
             .unwrap()
-            .status()
     }
 
     /// Drives an authorization URL through sign-in and consent, approving
