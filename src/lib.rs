@@ -130,12 +130,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> web::PageError {
-    web::PageError {
-        status: StatusCode::NOT_FOUND,
-        title: "Page not found",
-        message: "There is nothing at this address.".into(),
-    }
+async fn not_found() -> Response {
+    web::secured(
+        web::PageError {
+            status: StatusCode::NOT_FOUND,
+            title: "Page not found",
+            message: "There is nothing at this address.".into(),
+        }
+        .into_response(),
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -437,6 +437,7 @@ async fn paths_beside_the_endpoint_are_not_found() {
             !response.headers().contains_key("www-authenticate"),
             "{path}"
         );
+        assert_eq!(response.headers()["x-frame-options"], "DENY", "{path}");
     }
 }
 

@@ -30,7 +30,11 @@ pub struct OwnScript;
 
 /// Adds the security headers of SPEC §3.5 to every page response.
 pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+    secured(next.run(request).await)
+}
+
+/// The headers of SPEC §3.5, for a page served outside the pages router.
+pub fn secured(mut response: Response) -> Response {
     let csp = if response.extensions().get::<OwnScript>().is_some() {
         CSP_WITH_OWN_SCRIPT
     } else {
