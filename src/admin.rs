@@ -45,13 +45,13 @@ pub fn parse_role(role: &str) -> Result<Role> {
 }
 
 pub async fn create_org(store: &Store, name: &str) -> Result<Value> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
+    let name = crate::display_text::clean(name, 200).unwrap_or_default();
+    if name.is_empty() {
         return Err(AdminError::Invalid(
             "an organization needs a name of 1 to 200 characters".into(),
         ));
     }
-    let org = store.create_org(name).await?;
+    let org = store.create_org(&name).await?;
     Ok(json!({ "id": org.id, "name": org.name }))
 }
 
@@ -163,7 +163,9 @@ pub async fn mint_api_key(
         id: minted.id.clone(),
         user_id: user.id,
         org_id,
-        name: name.unwrap_or("API key").chars().take(100).collect(),
+        name: name
+            .and_then(|n| crate::display_text::clean(n, 100))
+            .unwrap_or_else(|| "API key".to_owned()),
         secret_hash: minted.secret_hash,
         scopes,
         created_at: store::now(),

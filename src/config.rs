@@ -135,6 +135,19 @@ impl Config {
             }
             None => (toml::Table::new(), "(defaults)".to_owned()),
         };
+        // The file is the operator's own: an unknown key there is an error.
+        Self::from_table(&table).map_err(|message| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        })?;
+        // The environment is shared with the platform: Kubernetes, for one,
+        // injects `PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, … for a
+        // Service named `portcullis`. A variable that names no key is
+        // ignored with one warning; one that names a key but whose value
+        // does not fit it is an error naming the variable.
+        let mut ignored = Vec::new();
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("PORTCULLIS_") else {
                 continue;
@@ -143,20 +156,40 @@ impl Config {
                 continue;
             }
             let parts: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-            insert_path(&mut table, &parts, env_value(&value));
+            let mut candidate = table.clone();
+            insert_path(&mut candidate, &parts, env_value(&value));
+            match Self::from_table(&candidate) {
+                Ok(_) => table = candidate,
+                Err(message) if message.contains("unknown field") => ignored.push(name),
+                Err(message) => {
+                    return Err(ConfigError::Invalid {
+                        origin: format!("environment variable {name}"),
+                        message,
+                    });
+                }
+            }
         }
-        let mut config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    origin: origin.clone(),
-                    message: e.to_string(),
-                })?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                variables = %ignored.join(", "),
+                "ignoring PORTCULLIS_* environment variables that name no configuration key"
+            );
+        }
+        let mut config = Self::from_table(&table).map_err(|message| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        })?;
         config.public_url = config.public_url.trim_end_matches('/').to_owned();
         config
             .validate()
             .map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(config)
+    }
+
+    fn from_table(table: &toml::Table) -> Result<Config, String> {
+        toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -290,8 +323,37 @@ mod tests {
     }
 
     #[test]
-    fn rejects_unknown_keys() {
-        let env = [("PORTCULLIS_NOPE".to_owned(), "1".to_owned())];
-        assert!(Config::load(None, env).is_err());
+    fn ignores_environment_variables_that_name_no_key() {
+        // What Kubernetes injects for a Service named `portcullis`.
+        let env = [
+            ("PORTCULLIS_PORT", "tcp://10.0.0.7:8080"),
+            ("PORTCULLIS_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+            ("PORTCULLIS_SERVICE_HOST", "10.0.0.7"),
+            ("PORTCULLIS_SERVICE_PORT", "8080"),
+            ("PORTCULLIS_RATE_LIMIT__NOPE", "1"),
+            ("PORTCULLIS_ORG_HEADER", "X-Tenant"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::load(None, env).unwrap();
+        assert_eq!(config.org_header, "X-Tenant");
+    }
+
+    #[test]
+    fn a_known_key_with_a_bad_value_is_an_error_naming_the_variable() {
+        let env = [("PORTCULLIS_ACCESS_TOKEN_TTL".to_owned(), "soon".to_owned())];
+        let e = Config::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("PORTCULLIS_ACCESS_TOKEN_TTL"), "{e}");
+        let env = [("PORTCULLIS_RATE_LIMIT".to_owned(), "5".to_owned())];
+        let e = Config::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("PORTCULLIS_RATE_LIMIT"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_stay_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, "nope = 1\n").unwrap();
+        let e = Config::load(Some(&path), []).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod display_text;
 pub mod gateway;
 pub mod identity;
 pub mod keep_alive;

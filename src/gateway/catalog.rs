@@ -204,12 +204,17 @@ pub fn parse(
         }
         let base_url = url::Url::parse(u.base_url.get_ref())
             .ok()
-            .filter(|b| matches!(b.scheme(), "http" | "https") && b.host_str().is_some())
+            .filter(|b| {
+                matches!(b.scheme(), "http" | "https")
+                    && b.host_str().is_some()
+                    && b.query().is_none()
+                    && b.fragment().is_none()
+            })
             .ok_or_else(|| {
                 at.error(
                     u.base_url.span(),
                     "upstream.base_url",
-                    "must be an absolute http(s) URL",
+                    "must be an absolute http(s) URL without query or fragment",
                 )
             })?;
         let timeout = match &u.timeout {
@@ -304,6 +309,19 @@ pub fn parse(
         let path = t.path.get_ref().clone();
         if !path.starts_with('/') {
             return Err(at.error(t.path.span(), "tool.path", "must start with /"));
+        }
+        // The route is the catalog's alone: no query, fragment or dot
+        // segments that a URL parser would rewrite (see forward::target_url).
+        if path.contains(['?', '#', '%', ' ', '\\'])
+            || path
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
+        {
+            return Err(at.error(
+                t.path.span(),
+                "tool.path",
+                "must be a plain path: no ?, #, %, spaces, backslashes or . and .. segments",
+            ));
         }
         let path_params =
             placeholders(&path).map_err(|m| at.error(t.path.span(), "tool.path", m))?;

@@ -135,30 +135,16 @@ pub async fn forward(
         unreachable!("constructed as an object")
     };
 
-    let mut path = String::new();
-    let mut rest = tool.path.as_str();
-    for param in &tool.path_params {
-        let marker = format!("{{{param}}}");
-        let at = rest
-            .find(&marker)
-            .expect("placeholders come from this path");
-        path.push_str(&rest[..at]);
-        let value = match args.remove(param) {
-            Some(Value::String(s)) if !s.is_empty() => s,
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-            _ => {
-                return Forwarded::Failure {
-                    message: format!("Invalid arguments: {param} is required."),
-                    status: None,
-                };
-            }
-        };
-        path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
-        rest = &rest[at + marker.len()..];
-    }
-    path.push_str(rest);
+    let url = match target_url(tool, &mut args) {
+        Ok(url) => url,
+        Err(message) => {
+            return Forwarded::Failure {
+                message: format!("Invalid arguments: {message}."),
+                status: None,
+            };
+        }
+    };
     let upstream = &tool.upstream;
-    let url = format!("{}{path}", upstream.base_url.as_str().trim_end_matches('/'));
 
     let now = store::now();
     let claims = IdentityClaims {
@@ -177,7 +163,7 @@ pub async fn forward(
     let identity = sender.identities.get_or_sign(sender.keys, &claims);
     let mut request = sender
         .http
-        .request(tool.method.as_reqwest(), &url)
+        .request(tool.method.as_reqwest(), url)
         .timeout(upstream.timeout)
         .header(reqwest::header::ACCEPT, "application/json")
         .header(IDENTITY_HEADER, identity)
@@ -293,6 +279,80 @@ pub async fn forward(
             }
         }
     }
+}
+
+/// The upstream URL for a call: the upstream's base URL and the tool's
+/// declared path with each `{placeholder}` replaced by the caller's value,
+/// taken out of `args`.
+///
+/// A caller's value is always exactly one path segment: every byte outside
+/// RFC 3986's unreserved set is percent-encoded (so `/`, `?`, `#`, `%` stay
+/// data), and `.` and `..` — also as `%2e` forms an upstream may decode —
+/// are refused, since a URL parser removes dot segments (RFC 3986 §5.2.4,
+/// and the WHATWG URL standard reads `%2e%2e` as `..`) and would move the
+/// call to another route or out of a tenant's prefix. The built URL is then
+/// checked to have the base's scheme, host and port, no query or fragment,
+/// and the path exactly as built, so no value can change the route.
+///
+/// # Errors
+/// A message naming the argument that is missing or not a single segment.
+pub fn target_url(tool: &GatewayTool, args: &mut Map<String, Value>) -> Result<url::Url, String> {
+    let base = &tool.upstream.base_url;
+    let mut path = base.path().trim_end_matches('/').to_owned();
+    let mut rest = tool.path.as_str();
+    for param in &tool.path_params {
+        let marker = format!("{{{param}}}");
+        let at = rest
+            .find(&marker)
+            .ok_or_else(|| format!("{param} is not a placeholder of this tool's path"))?;
+        path.push_str(&rest[..at]);
+        let value = match args.remove(param) {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => return Err(format!("{param} is required")),
+        };
+        if is_dot_segment(&value) {
+            return Err(format!(
+                "{param} cannot be \".\" or \"..\"; it names one item, not a path"
+            ));
+        }
+        path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
+        rest = &rest[at + marker.len()..];
+    }
+    path.push_str(rest);
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_path(&path);
+    let same_route = url.path() == path
+        && url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !same_route {
+        return Err("the arguments do not form a valid path for this tool".to_owned());
+    }
+    Ok(url)
+}
+
+/// `.` or `..`, also when percent-encoded once or more (`%2e`, `%2E%2e`,
+/// `%252e`), as an upstream may decode what it receives.
+fn is_dot_segment(value: &str) -> bool {
+    let mut current = value.to_owned();
+    for _ in 0..4 {
+        if current == "." || current == ".." {
+            return true;
+        }
+        let decoded = percent_encoding::percent_decode_str(&current)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == current {
+            return false;
+        }
+        current = decoded;
+    }
+    false
 }
 
 fn seconds(d: Duration) -> String {

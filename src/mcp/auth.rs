@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::{
     Json,
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -23,7 +23,7 @@ use crate::{
         api_key,
         scope::{Scope, ScopeSet},
     },
-    oauth::jwt,
+    oauth::{http_auth, jwt},
     state::AppState,
 };
 
@@ -105,44 +105,42 @@ impl Failure {
     }
 
     fn into_response(self, config: &Config) -> Response {
-        let mut challenge = format!(
-            "Bearer resource_metadata=\"{}\", scope=\"{} {}\"",
-            resource_metadata_url(config),
-            Scope::McpRead,
-            Scope::McpWrite
-        );
-        let mut response = match self {
-            Failure::Missing => StatusCode::UNAUTHORIZED.into_response(),
+        let challenge = http_auth::Challenge::bearer()
+            .param("resource_metadata", resource_metadata_url(config))
+            .param("scope", format!("{} {}", Scope::McpRead, Scope::McpWrite));
+        match self {
+            Failure::Missing => {
+                let mut response = StatusCode::UNAUTHORIZED.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge.to_header_value());
+                response
+            }
             Failure::Refused { error, description } => {
                 // RFC 6750 §3: the challenge says `invalid_token` whenever a
                 // credential was sent; the body names the precise cause.
-                challenge.push_str(&format!(
-                    ", error=\"invalid_token\", error_description=\"{}\"",
-                    quoted_string_safe(&description)
-                ));
-                (
+                let challenge = challenge
+                    .param("error", "invalid_token")
+                    .param("error_description", &description);
+                let mut response = (
                     StatusCode::UNAUTHORIZED,
                     Json(json!({ "error": error, "error_description": description })),
                 )
-                    .into_response()
-            }
-            Failure::Internal => {
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({
-                        "error": "server_error",
-                        "error_description": "The server could not check these credentials. Try again."
-                    })),
-                )
                     .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge.to_header_value());
+                response
             }
-        };
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+            Failure::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({
+                    "error": "server_error",
+                    "error_description": "The server could not check these credentials. Try again."
+                })),
+            )
+                .into_response(),
         }
-        response
     }
 }
 
@@ -154,20 +152,12 @@ pub fn resource_metadata_url(config: &Config) -> String {
     )
 }
 
-/// Keeps a description inside an RFC 7230 quoted-string (RFC 6750 §3 also
-/// limits it to printable ASCII without `"` and `\`).
-fn quoted_string_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            c if c.is_ascii_graphic() || c == ' ' => c,
-            _ => '?',
-        })
-        .collect()
-}
-
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, Failure> {
-    let token = bearer_token(headers)?;
+    let token = match http_auth::bearer_token(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(Failure::Missing),
+        Err(malformed) => return Err(Failure::invalid_token(malformed.0)),
+    };
     let prefix = &state.config.api_key_prefix;
     // Anything with our key prefix is treated as a (possibly mangled) API key,
     // so a truncated key gets the API-key answer, not a JWT parse error.
@@ -178,25 +168,6 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, Fai
         from_api_key(state, headers, api_key::parse(prefix, token)).await
     } else {
         from_access_token(state, token).await
-    }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Failure> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(Failure::Missing);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| Failure::invalid_token("The Authorization header is not valid text."))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(Failure::invalid_token(
-            "Use Authorization: Bearer <access token or API key>.",
-        )),
     }
 }
 

@@ -22,7 +22,7 @@ use super::{
     audit::Outcome,
     auth::{Identity, resource_metadata_url},
 };
-use crate::{config::InsufficientScope, state::AppState};
+use crate::{config::InsufficientScope, oauth::http_auth::Challenge, state::AppState};
 
 /// What this layer learns from a request body before rmcp sees it.
 enum Envelope {
@@ -244,25 +244,24 @@ fn admit(state: &AppState, who: &Identity, tool: &str, id: &Value) -> Option<Res
 /// RFC 6750 §3.1 `insufficient_scope`, naming what to ask for in a new
 /// authorization: the scope needed plus those already granted.
 fn step_up(state: &AppState, scope: &str) -> Response {
-    let challenge = format!(
-        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", \
-         error_description=\"This tool needs more permissions than this token has.\"",
-        resource_metadata_url(&state.config)
-    );
+    const WHY: &str = "This tool needs more permissions than this token has.";
+    let challenge = Challenge::bearer()
+        .param("error", "insufficient_scope")
+        .param("scope", scope)
+        .param("resource_metadata", resource_metadata_url(&state.config))
+        .param("error_description", WHY);
     let mut response = (
         StatusCode::FORBIDDEN,
         Json(json!({
             "error": "insufficient_scope",
-            "error_description": "This tool needs more permissions than this token has.",
+            "error_description": WHY,
             "scope": scope,
         })),
     )
         .into_response();
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge.to_header_value());
     response
 }
 

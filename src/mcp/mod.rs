@@ -25,12 +25,13 @@ use axum::{
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
 };
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::state::AppState;
 use server::McpServer;
 
 pub fn router(state: AppState) -> Router<AppState> {
+    let state_org_header = state.config.org_header.clone();
     let public = url::Url::parse(state.config.issuer()).expect("public_url validated at load");
     let origins = Arc::new(OriginPolicy::new(&public, &state.config.allowed_origins));
     let service = {
@@ -58,6 +59,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             check_origin,
         ))
         .route_layer(cors(origins))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(RequestHeaders::new(&state_org_header)),
+            preflight_headers,
+        ))
 }
 
 /// Stateless (any instance can answer any request) with JSON responses, and
@@ -132,7 +137,9 @@ async fn lenient_accept(mut request: Request, next: Next) -> Response {
 }
 
 /// SPEC §4.1. Preflights are answered here, before authentication, since
-/// browsers send them without credentials.
+/// browsers send them without credentials. The allowed request headers are
+/// mirrored from the preflight after [`preflight_headers`] kept only those
+/// `/mcp` reads, so a family such as `Mcp-Param-*` can be allowed.
 fn cors(origins: Arc<OriginPolicy>) -> CorsLayer {
     let name = |n: &'static str| HeaderName::from_static(n);
     CorsLayer::new()
@@ -140,20 +147,84 @@ fn cors(origins: Arc<OriginPolicy>) -> CorsLayer {
             origins.allows(value)
         }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            name("mcp-session-id"),
-            name("mcp-protocol-version"),
-            name("last-event-id"),
-        ])
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             name("mcp-session-id"),
             header::WWW_AUTHENTICATE,
             name("mcp-protocol-version"),
         ])
         .max_age(std::time::Duration::from_secs(86400))
+}
+
+/// The request headers a browser may send to `/mcp`: every header it reads
+/// or documents (SPEC §4.1), the configured organization header, and the
+/// standard MCP headers of revision 2026-07-28 (`Mcp-Method`, `Mcp-Name`,
+/// `Mcp-Param-*`).
+struct RequestHeaders {
+    org_header: HeaderName,
+}
+
+impl RequestHeaders {
+    const FIXED: [&'static str; 8] = [
+        "authorization",
+        "content-type",
+        "accept",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+        "mcp-method",
+        "mcp-name",
+    ];
+
+    fn new(org_header: &str) -> RequestHeaders {
+        RequestHeaders {
+            org_header: HeaderName::try_from(org_header).expect("validated at load"),
+        }
+    }
+
+    /// `name` is lower case, as the Fetch standard sends it in
+    /// `Access-Control-Request-Headers`.
+    fn allows(&self, name: &str) -> bool {
+        Self::FIXED.contains(&name)
+            || name.starts_with("mcp-param-")
+            || name.eq_ignore_ascii_case(self.org_header.as_str())
+    }
+}
+
+/// Keeps in a preflight's `Access-Control-Request-Headers` only the headers
+/// [`RequestHeaders`] allows, so the CORS layer mirrors exactly those and
+/// the browser refuses a request that would send anything else.
+async fn preflight_headers(
+    State(allowed): State<Arc<RequestHeaders>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::OPTIONS
+        && let Some(asked) = request
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .and_then(|v| v.to_str().ok())
+    {
+        let kept = asked
+            .split(',')
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| allowed.allows(n))
+            .collect::<Vec<_>>()
+            .join(",");
+        match HeaderValue::from_str(&kept) {
+            Ok(value) if !kept.is_empty() => {
+                request
+                    .headers_mut()
+                    .insert(header::ACCESS_CONTROL_REQUEST_HEADERS, value);
+            }
+            _ => {
+                request
+                    .headers_mut()
+                    .remove(header::ACCESS_CONTROL_REQUEST_HEADERS);
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// Which browser origins may call `/mcp`: our own, loopback pages (local

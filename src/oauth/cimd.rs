@@ -192,7 +192,7 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
     }
     let client_name = doc
         .client_name
-        .filter(|n| !n.trim().is_empty())
+        .and_then(|n| crate::display_text::clean(&n, 200))
         .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
     let uris = doc
         .redirect_uris
@@ -203,7 +203,7 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
         .map(|u| RedirectUri::parse(u).map_err(|e| CimdError::Invalid(e.0)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MetadataDocument {
-        client_name: client_name.chars().take(200).collect(),
+        client_name,
         redirect_uris,
     })
 }

@@ -3,9 +3,8 @@
 //! revocation and introspection endpoints (RFC 6749 §2.3).
 
 use axum::http::HeaderMap;
-use base64::{Engine, engine::general_purpose::STANDARD};
 
-use super::{cimd::CimdError, error::OAuthError, redirect_uri::RedirectUri};
+use super::{cimd::CimdError, error::OAuthError, http_auth, redirect_uri::RedirectUri};
 use crate::{identity::secret, state::AppState, store::StoreError};
 
 #[derive(Debug, Clone)]
@@ -99,7 +98,11 @@ pub async fn authenticate(
     form_client_id: Option<&str>,
     form_secret: Option<&str>,
 ) -> Result<OAuthClient, OAuthError> {
-    let basic = basic_credentials(headers)?;
+    let basic = http_auth::basic_credentials(headers).map_err(|m| {
+        let mut e = OAuthError::invalid_client(m.0);
+        e.basic_challenge = true;
+        e
+    })?;
     let used_basic = basic.is_some();
     let (client_id, presented) = match basic {
         Some((id, secret)) => {
@@ -135,35 +138,4 @@ pub async fn authenticate(
         // codes and refresh tokens to the client_id protect them.
         (None, _) => Ok(client),
     }
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return Ok(None);
-    };
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| OAuthError::invalid_client("malformed HTTP Basic credentials"))?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or_else(|| OAuthError::invalid_client("malformed HTTP Basic credentials"))?;
-    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    let unescape = |s: &str| {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
 }

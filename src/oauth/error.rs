@@ -78,7 +78,7 @@ impl IntoResponse for OAuthError {
         if self.basic_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"portcullis\""),
+                super::http_auth::Challenge::basic().to_header_value(),
             );
         }
         response

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod cimd;
 pub mod client;
 pub mod error;
+pub mod http_auth;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;

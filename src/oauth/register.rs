@@ -95,11 +95,10 @@ pub async fn register(
         ));
     }
     let client_name = match request.client_name {
-        Some(Value::String(name)) if !name.trim().is_empty() => {
-            name.trim().chars().take(MAX_NAME_CHARS).collect()
-        }
-        _ => "Unnamed client".to_owned(),
-    };
+        Some(Value::String(name)) => crate::display_text::clean(&name, MAX_NAME_CHARS),
+        _ => None,
+    }
+    .unwrap_or_else(|| "Unnamed client".to_owned());
 
     let client_id = uuid::Uuid::new_v4().to_string();
     let secret = (method != "none").then(Secret::generate);

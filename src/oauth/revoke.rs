@@ -4,7 +4,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::{
     client,
     error::OAuthError,
+    http_auth,
     jwt::{self, AccessClaims},
     token::TokenForm,
 };
@@ -166,36 +167,38 @@ fn may_see(client: &client::OAuthClient, owner: &str) -> bool {
 }
 
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // RFC 6750 §3.1 answers, with the challenge every bearer endpoint uses.
     let challenge = |error: &str, description: &str, status: StatusCode| {
-        let value = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+        let value = http_auth::Challenge::bearer()
+            .param("error", error)
+            .param("error_description", description)
+            .to_header_value();
         let mut response = (
             status,
             Json(json!({ "error": error, "error_description": description })),
         )
             .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&value).expect("ascii"),
-        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
         response
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let Some(token) = token else {
-        return challenge(
-            "invalid_token",
-            "an access token is required",
-            StatusCode::UNAUTHORIZED,
-        );
+    let token = match http_auth::bearer_token(&headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            return challenge(
+                "invalid_token",
+                "an access token is required",
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(malformed) => {
+            return challenge("invalid_token", malformed.0, StatusCode::UNAUTHORIZED);
+        }
     };
     let claims = match jwt::verify_access_token(
         &state.keys,
-        token.trim(),
+        token,
         state.config.issuer(),
         &state.config.resource(),
     ) {

@@ -32,14 +32,10 @@ pub struct TokenForm(std::collections::HashMap<String, String>);
 
 impl TokenForm {
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> OAuthResult<TokenForm> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !content_type
-            .to_ascii_lowercase()
-            .starts_with("application/x-www-form-urlencoded")
-        {
+        // Be liberal where the body is unambiguous: MCP Inspector sends
+        // `application/json, application/x-www-form-urlencoded` with a form.
+        // A JSON body stays `invalid_request` (RFC 6749 §3.2).
+        if !has_media_type(headers, "application/x-www-form-urlencoded") {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
             ));
@@ -68,6 +64,22 @@ impl TokenForm {
         self.get(key)
             .ok_or_else(|| OAuthError::invalid_request(format!("{key} is required")))
     }
+}
+
+/// Whether the request's `Content-Type` names `wanted` among its media types
+/// (RFC 9110 §8.3: type and subtype are case-insensitive; parameters such as
+/// `charset` are ignored). Some clients send a comma-separated list.
+pub fn has_media_type(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(wanted))
+        })
 }
 
 pub async fn token(
