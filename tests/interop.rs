@@ -1,0 +1,337 @@
+//! Faults found by replaying real clients' requests, each as a test of the
+//! right answer: authorization schemes in any case, CORS for every header
+//! `/mcp` reads, lenient form Content-Types, untrusted names that cannot
+//! rewrite a page, and JSON-RPC batches under protocol 2025-03-26.
+
+#[path = "common/cimd.rs"]
+mod cimd;
+mod common;
+#[path = "common/mcp.rs"]
+mod mcp;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use common::{CALLBACK, Pkce, TestServer, query_param};
+use portcullis::identity::scope::Role;
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+
+/// A confidential client (client_secret_basic) through sign-in and consent;
+/// returns (client id, secret, authorization code, PKCE verifier).
+async fn confidential_code(server: &TestServer, scope: &str) -> (String, String, String, String) {
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Admin).await;
+    let registered: Value = server
+        .register(json!({
+            "client_name": "Backend",
+            "redirect_uris": [CALLBACK],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let pkce = Pkce::new();
+    let url = server.authorize_url(&client_id, CALLBACK, scope, &pkce, "s");
+    let callback = server
+        .authorize_in_browser(&server.browser(), &url, &user, scope)
+        .await;
+    let code = query_param(&callback, "code").unwrap();
+    (client_id, secret, code, pkce.verifier)
+}
+
+#[tokio::test]
+async fn authorization_schemes_are_case_insensitive_everywhere() {
+    let server = TestServer::start().await;
+    let (client_id, secret, code, verifier) =
+        confidential_code(&server, "openid email mcp:read").await;
+    let basic = STANDARD.encode(format!("{client_id}:{secret}"));
+
+    // POST /token with `BASIC`, and two spaces before the credentials (1*SP).
+    let response = server
+        .http
+        .post(server.url("/token"))
+        .header(header::AUTHORIZATION, format!("BASIC  {basic}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // GET /userinfo with `BEARER`.
+    for scheme in ["BEARER", "bearer", "Bearer"] {
+        let response = server
+            .http
+            .get(server.url("/userinfo"))
+            .header(header::AUTHORIZATION, format!("{scheme} {access}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+
+    // /introspect and /revoke with `basic`.
+    let introspected: Value = server
+        .http
+        .post(server.url("/introspect"))
+        .header(header::AUTHORIZATION, format!("basic {basic}"))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true);
+
+    // /mcp with `BEARER` and extra spaces.
+    let response = server
+        .http
+        .post(server.resource())
+        .header(header::AUTHORIZATION, format!("BEARER   {access}"))
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .json(&mcp::tools_list(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let revoked = server
+        .http
+        .post(server.url("/revoke"))
+        .header(header::AUTHORIZATION, format!("BaSiC {basic}"))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let (status, body) = server
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A wrong secret in any case is still refused, with the Basic challenge.
+    let wrong = STANDARD.encode(format!("{client_id}:nope"));
+    let response = server
+        .http
+        .post(server.url("/introspect"))
+        .header(header::AUTHORIZATION, format!("BASIC {wrong}"))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        "Basic realm=\"portcullis\""
+    );
+}
+
+async fn preflight(server: &TestServer, requested: &str) -> (StatusCode, String) {
+    let response = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.resource())
+        .header("Origin", "http://localhost:6274")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", requested)
+        .send()
+        .await
+        .unwrap();
+    let allowed = response
+        .headers()
+        .get("access-control-allow-headers")
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .unwrap_or_default();
+    (response.status(), allowed)
+}
+
+#[tokio::test]
+async fn browsers_may_send_every_header_mcp_reads() {
+    let server = TestServer::start().await;
+    let (status, allowed) = preflight(
+        &server,
+        "authorization,content-type,x-organization-id,mcp-method,mcp-name,mcp-param-region,mcp-protocol-version",
+    )
+    .await;
+    assert!(status.is_success());
+    for name in [
+        "authorization",
+        "content-type",
+        "x-organization-id",
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-region",
+        "mcp-protocol-version",
+    ] {
+        assert!(
+            allowed.split(',').any(|a| a.trim() == name),
+            "{name} not in {allowed}"
+        );
+    }
+    // A header /mcp does not read is not allowed, so the browser refuses it.
+    let (_, allowed) = preflight(&server, "x-something-else").await;
+    assert!(!allowed.contains("x-something-else"), "{allowed}");
+
+    // The configured org header, whatever its name.
+    let tenant = TestServer::start_with(|c| c.org_header = "X-Tenant".into()).await;
+    let (_, allowed) = preflight(&tenant, "authorization,x-tenant").await;
+    assert!(allowed.contains("x-tenant"), "{allowed}");
+    let (_, allowed) = preflight(&tenant, "x-organization-id").await;
+    assert!(!allowed.contains("x-organization-id"), "{allowed}");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_reads_a_form_whatever_else_the_content_type_lists() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let tokens = server.oauth_tokens(&user, "mcp:read").await;
+    let mut refresh = tokens.refresh_token.clone();
+    for content_type in [
+        // MCP Inspector.
+        "application/json, application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; Charset=UTF-8",
+        "application/x-www-form-urlencoded;charset=utf-8",
+    ] {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", &refresh)
+            .append_pair("client_id", &tokens.client_id)
+            .finish();
+        let response = server
+            .http
+            .post(server.url("/token"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{content_type}");
+        let v: Value = response.json().await.unwrap();
+        refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // A JSON body stays invalid_request (RFC 6749 §3.2).
+    let response = server
+        .http
+        .post(server.url("/token"))
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": tokens.client_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let v: Value = response.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request");
+
+    // /revoke takes the same lenient rule.
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &refresh)
+        .append_pair("client_id", &tokens.client_id)
+        .finish();
+    let response = server
+        .http
+        .post(server.url("/revoke"))
+        .header(
+            header::CONTENT_TYPE,
+            "application/json, application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // /register reads JSON with any case and charset.
+    let response = server
+        .http
+        .post(server.url("/register"))
+        .header(header::CONTENT_TYPE, "Application/JSON; Charset=UTF-8")
+        .body(json!({"client_name": "x", "redirect_uris": [CALLBACK]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+/// The consent page for `client_id`, reached by a signed-in user.
+async fn consent_page(server: &TestServer, client_id: &str, redirect_uri: &str) -> String {
+    let org = server.org("Acme \u{202e}Corp").await;
+    let user = server.user(org, Role::Member).await;
+    let browser = server.browser();
+    server.sign_in(&browser, &user.email, &user.password).await;
+    let url = server.authorize_url(client_id, redirect_uri, "mcp:read", &Pkce::new(), "s");
+    let response = browser.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn untrusted_names_cannot_rewrite_the_page_around_them() {
+    let server = TestServer::start().await;
+    for (raw, shown) in [
+        ("Evil App\u{202e}", "Evil App"),
+        ("Cl\u{200b}aude", "Claude"),
+        ("\u{2066}Mallory\u{2069} \u{061c}Inc\u{200f}", "Mallory Inc"),
+    ] {
+        let registered: Value = server
+            .register(json!({"client_name": raw, "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(registered["client_name"], shown, "{raw:?}");
+        let page = consent_page(&server, registered["client_id"].as_str().unwrap(), CALLBACK).await;
+        assert!(
+            page.contains(&format!("<bdi>{shown}</bdi>")),
+            "the client name is isolated"
+        );
+        // The org name was cleaned at creation, and is isolated too.
+        assert!(page.contains("<bdi>Acme Corp</bdi>"));
+        for c in [
+            '\u{202e}', '\u{200b}', '\u{2066}', '\u{2069}', '\u{061c}', '\u{200f}',
+        ] {
+            assert!(!page.contains(c), "{c:?} reached the page");
+        }
+    }
+
+    // A Client ID Metadata Document's name gets the same treatment.
+    let base = cimd::http_host(vec![(
+        "/meta.json",
+        json!({"client_name": "Doc\u{202e}Client", "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"}),
+    )])
+    .await;
+    let page = consent_page(&server, &format!("{base}/meta.json"), CALLBACK).await;
+    assert!(page.contains("<bdi>DocClient</bdi>"), "{page}");
+
+    // An IDN redirect host is shown in its ASCII (punycode) form.
+    let registered: Value = server
+        .register(json!({"client_name": "IDN", "redirect_uris": ["https://\u{0430}pple.example/cb"], "token_endpoint_auth_method": "none"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page = consent_page(
+        &server,
+        registered["client_id"].as_str().unwrap(),
+        "https://\u{0430}pple.example/cb",
+    )
+    .await;
+    assert!(page.contains("xn--pple-43d.example"), "{page}");
+    assert!(!page.contains("\u{0430}pple"));
+}
