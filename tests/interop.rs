@@ -335,3 +335,283 @@ async fn untrusted_names_cannot_rewrite_the_page_around_them() {
     assert!(page.contains("xn--pple-43d.example"), "{page}");
     assert!(!page.contains("\u{0430}pple"));
 }
+
+/// POSTs `body` to `/mcp` with an API key, under `version` when given.
+async fn post_mcp(
+    server: &TestServer,
+    key: &str,
+    org: uuid::Uuid,
+    version: Option<&str>,
+    mut body: String,
+) -> reqwest::Response {
+    // Revision 2026-07-28's per-request client context (SEP-2575).
+    if version == Some("2026-07-28")
+        && let Ok(mut message @ Value::Object(_)) = serde_json::from_str::<Value>(&body)
+        && message.get("method").is_some()
+        && message.get("params").is_none_or(Value::is_object)
+    {
+        if message.get("params").is_none() {
+            message["params"] = json!({});
+        }
+        message["params"]["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "interop-test", "version": "1"},
+        });
+        body = message.to_string();
+    }
+    let body_text = body.clone();
+    let mut request = server
+        .http
+        .post(server.resource())
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Organization-Id", org.to_string())
+        .bearer_auth(key)
+        .body(body);
+    if let Some(version) = version {
+        request = request.header("MCP-Protocol-Version", version);
+    }
+    // Revision 2026-07-28's standard headers, as its clients send them.
+    if version == Some("2026-07-28")
+        && let Ok(message) = serde_json::from_str::<Value>(&body_text)
+        && let Some(method) = message["method"].as_str()
+    {
+        request = request.header("Mcp-Method", method);
+        if let Some(name) = message["params"]["name"].as_str() {
+            request = request.header("Mcp-Name", name);
+        }
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn batches_are_answered_for_protocol_2025_03_26() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let key = server.api_key(&user, org, "mcp:read").await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": {"name": "whoami", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "delete_api_key", "arguments": {"id": "x", "confirm": true}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "no_such_tool"}},
+        {"jsonrpc": "1.0", "id": 5, "method": "ping"},
+    ]);
+    // With the 2025-03-26 header, and with none (which means 2025-03-26).
+    for version in [Some("2025-03-26"), None] {
+        let response = post_mcp(&server, &key, org, version, batch.to_string()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{version:?}");
+        let answers: Vec<Value> = response.json().await.unwrap();
+        let ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+        assert_eq!(ids, [json!(1), json!("b"), json!(3), json!(4), json!(5)]);
+        assert!(answers[0]["result"]["tools"].is_array());
+        assert_eq!(
+            answers[1]["result"]["structuredContent"]["source"],
+            "mcp-bearer"
+        );
+        // A tool above the key's scopes answers exactly like a missing one.
+        assert_eq!(answers[2]["error"], answers[3]["error"]);
+        assert_eq!(answers[4]["error"]["code"], -32600);
+    }
+    // Only notifications: 202 and no body.
+    let response = post_mcp(
+        &server,
+        &key,
+        org,
+        Some("2025-03-26"),
+        json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}]).to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(response.bytes().await.unwrap().is_empty());
+    // An empty batch, and any batch under a later revision: -32600.
+    for (version, body) in [
+        (Some("2025-03-26"), "[]".to_owned()),
+        (
+            Some("2025-11-25"),
+            json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]).to_string(),
+        ),
+        (
+            Some("2026-07-28"),
+            json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]).to_string(),
+        ),
+    ] {
+        let response = post_mcp(&server, &key, org, version, body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["error"]["code"], -32600, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_member_names_get_a_json_rpc_error() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let key = server.api_key(&user, org, "mcp:read").await;
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"list_members"}}"#,
+    ] {
+        let response = post_mcp(&server, &key, org, Some("2025-11-25"), body.to_owned()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["error"]["code"], -32600, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn repeated_requests_get_exactly_the_bytes_rmcp_sent() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let key = server.api_key(&user, org, "mcp:read").await;
+    for (version, method) in [
+        ("2025-11-25", "tools/list"),
+        ("2026-07-28", "tools/list"),
+        ("2025-03-26", "ping"),
+        ("2025-06-18", "tools/list"),
+    ] {
+        let body = |id: Value| {
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {}}).to_string()
+        };
+        // The first answer comes from rmcp itself, the later ones from cache.
+        let first = post_mcp(&server, &key, org, Some(version), body(json!(1)))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        let again = post_mcp(&server, &key, org, Some(version), body(json!(1)))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(first, again, "{version} {method}");
+        let text = String::from_utf8(first.to_vec()).unwrap();
+        assert!(text.starts_with(r#"{"jsonrpc":"2.0","id":1,"#), "{text}");
+        for id in [json!("a\"b"), json!(-7), json!("é")] {
+            let answer = post_mcp(&server, &key, org, Some(version), body(id.clone()))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let expected = text.replacen(
+                r#""id":1,"#,
+                &format!("\"id\":{},", serde_json::to_string(&id).unwrap()),
+                1,
+            );
+            assert_eq!(answer, expected, "{version} {method} {id}");
+        }
+        // Ids that are neither strings nor integers are refused, and echoed.
+        for id in [json!(1.5), json!(null), json!({"a": 1})] {
+            let response = post_mcp(&server, &key, org, Some(version), body(id.clone())).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            let v: Value = response.json().await.unwrap();
+            assert_eq!(
+                (v["id"].clone(), v["error"]["code"].clone()),
+                (id, json!(-32600))
+            );
+        }
+        // A message rmcp cannot read (params of the wrong type) is still
+        // answered in JSON-RPC.
+        let response = post_mcp(
+            &server,
+            &key,
+            org,
+            Some(version),
+            json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": 5}).to_string(),
+        )
+        .await;
+        assert!(response.status().is_client_error(), "{}", response.status());
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["id"], 9, "{v}");
+        assert!(v["error"]["code"].is_i64(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn revision_2026_07_28_serves_scope_filtered_private_tool_lists() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Admin).await;
+    let read = server.api_key(&user, org, "mcp:read").await;
+    let admin = server
+        .api_key(&user, org, "mcp:read mcp:write mcp:admin")
+        .await;
+    let list = |key: String| {
+        let server = &server;
+        async move {
+            let v: Value = post_mcp(
+                server,
+                &key,
+                org,
+                Some("2026-07-28"),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            v
+        }
+    };
+    let few = list(read.clone()).await;
+    let all = list(admin).await;
+    assert_eq!(few["result"]["cacheScope"], "private", "{few}");
+    assert!(few["result"].get("ttlMs").is_some(), "{few}");
+    assert!(
+        few["result"]["tools"].as_array().unwrap().len()
+            < all["result"]["tools"].as_array().unwrap().len()
+    );
+    // Older revisions get none of the 2026-07-28 fields.
+    let old: Value = post_mcp(
+        &server,
+        &read,
+        org,
+        Some("2025-11-25"),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    for field in ["cacheScope", "ttlMs", "resultType"] {
+        assert!(old["result"].get(field).is_none(), "{field} in {old}");
+    }
+    // A hidden tool answers exactly like a nonexistent one.
+    let call = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {"id": "x", "confirm": true}}})
+            .to_string()
+    };
+    let hidden = post_mcp(
+        &server,
+        &read,
+        org,
+        Some("2026-07-28"),
+        call("delete_api_key"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let missing = post_mcp(
+        &server,
+        &read,
+        org,
+        Some("2026-07-28"),
+        call("no_such_tool"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(hidden, missing);
+}

@@ -534,9 +534,29 @@ async fn oversized_and_malformed_messages_get_json_rpc_errors() {
     let body: serde_json::Value = malformed.json().await.expect("a JSON-RPC error body");
     assert_eq!(body["error"]["code"], -32700, "{body}");
 
+    // A batch under a protocol version without batches (2025-06-18 and
+    // later; 2025-03-26 had them, see interop.rs): 400 and -32600.
+    let batch = server
+        .http
+        .post(server.resource())
+        .header("Accept", "application/json, text/event-stream")
+        .header("Content-Type", "application/json")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .header("X-Organization-Id", org.to_string())
+        .bearer_auth(&key)
+        .json(&json!([mcp::tools_list(1), mcp::tools_list(2)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 400);
+    let body: Value = batch.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["code"].clone(), body["id"].clone()),
+        (json!(-32600), Value::Null)
+    );
+
     // Well-formed JSON that is not one JSON-RPC message: 400 and -32600.
     for (sent, id) in [
-        (json!([mcp::tools_list(1), mcp::tools_list(2)]), Value::Null),
         (json!("tools/list"), Value::Null),
         (
             json!({"jsonrpc": "1.0", "id": 7, "method": "tools/list"}),

@@ -1,13 +1,18 @@
 //! The MCP resource server (SPEC §4). A request passes, in order: CORS, the
-//! Origin check, authentication ([`auth`]), the `tools/call` gate for step-up
-//! and rate limits ([`gate`]), then rmcp's Streamable HTTP transport and the
-//! handler ([`server`]), whose tools ([`tools`]) are audited ([`audit`]).
+//! Origin check, authentication ([`auth`]), then the [`endpoint`]: JSON-RPC
+//! framing ([`jsonrpc`]), the `tools/call` gate for step-up and rate limits
+//! ([`gate`]), cached answers for repeatable requests ([`answers`]), and
+//! otherwise rmcp's Streamable HTTP transport and the handler ([`server`]),
+//! whose tools ([`tools`]) are audited ([`audit`]).
 
+pub mod answers;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub(crate) mod cache;
+pub mod endpoint;
 pub mod gate;
+pub mod jsonrpc;
 pub mod members;
 pub mod policy;
 pub mod server;
@@ -21,6 +26,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
+    routing::any,
 };
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::never::NeverSessionManager,
@@ -31,28 +37,27 @@ use crate::state::AppState;
 use server::McpServer;
 
 pub fn router(state: AppState) -> Router<AppState> {
-    let state_org_header = state.config.org_header.clone();
     let public = url::Url::parse(state.config.issuer()).expect("public_url validated at load");
     let origins = Arc::new(OriginPolicy::new(&public, &state.config.allowed_origins));
-    let service = {
-        let config = transport_config(&state, &public);
-        let state = state.clone();
-        StreamableHttpService::new(
-            move || Ok(McpServer::new(state.clone())),
-            Arc::new(NeverSessionManager::default()),
-            config,
-        )
-    };
+    let request_headers = Arc::new(RequestHeaders::new(&state.config.org_header));
+    // One rmcp service for every request: stateless, so one handler value
+    // serves all of them (rmcp clones it per request; it is an `AppState`).
+    let service = StreamableHttpService::new(
+        {
+            let server = McpServer::new(state.clone());
+            move || Ok(server.clone())
+        },
+        Arc::new(NeverSessionManager::default()),
+        transport_config(&state, &public),
+    );
+    let endpoint = Arc::new(endpoint::Endpoint::new(state.clone(), service));
+    let serve = move |request: Request| Arc::clone(&endpoint).serve(request);
     // `route_layer`: these guard `/mcp` only; with `layer` they would also
     // wrap the fallback and answer every unknown path with a 401.
     Router::new()
-        .route_service("/mcp", service.clone())
-        .route_service("/mcp/", service)
+        .route("/mcp", any(serve.clone()))
+        .route("/mcp/", any(serve))
         .route_layer(middleware::from_fn(lenient_accept))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            gate::admit_tool_calls,
-        ))
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&origins),
@@ -60,7 +65,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
         .route_layer(cors(origins))
         .route_layer(middleware::from_fn_with_state(
-            Arc::new(RequestHeaders::new(&state_org_header)),
+            request_headers,
             preflight_headers,
         ))
 }
@@ -181,47 +186,41 @@ impl RequestHeaders {
             org_header: HeaderName::try_from(org_header).expect("validated at load"),
         }
     }
-
-    /// `name` is lower case, as the Fetch standard sends it in
-    /// `Access-Control-Request-Headers`.
-    fn allows(&self, name: &str) -> bool {
-        Self::FIXED.contains(&name)
-            || name.starts_with("mcp-param-")
-            || name.eq_ignore_ascii_case(self.org_header.as_str())
-    }
 }
 
-/// Keeps in a preflight's `Access-Control-Request-Headers` only the headers
-/// [`RequestHeaders`] allows, so the CORS layer mirrors exactly those and
-/// the browser refuses a request that would send anything else.
+/// Rewrites a preflight's `Access-Control-Request-Headers` to the headers
+/// [`RequestHeaders`] allows: the fixed list, the org header, and any
+/// `Mcp-Param-*` the browser asked for. The CORS layer mirrors exactly that,
+/// so a browser may send every header `/mcp` reads and nothing else.
 async fn preflight_headers(
     State(allowed): State<Arc<RequestHeaders>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     if request.method() == Method::OPTIONS
-        && let Some(asked) = request
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let asked = request
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
             .and_then(|v| v.to_str().ok())
-    {
-        let kept = asked
-            .split(',')
-            .map(|n| n.trim().to_ascii_lowercase())
-            .filter(|n| allowed.allows(n))
-            .collect::<Vec<_>>()
-            .join(",");
-        match HeaderValue::from_str(&kept) {
-            Ok(value) if !kept.is_empty() => {
-                request
-                    .headers_mut()
-                    .insert(header::ACCESS_CONTROL_REQUEST_HEADERS, value);
-            }
-            _ => {
-                request
-                    .headers_mut()
-                    .remove(header::ACCESS_CONTROL_REQUEST_HEADERS);
-            }
+            .unwrap_or("");
+        let mut names: Vec<String> = RequestHeaders::FIXED.map(str::to_owned).to_vec();
+        names.push(allowed.org_header.as_str().to_owned());
+        names.extend(
+            asked
+                .split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| {
+                    n.starts_with("mcp-param-") && HeaderName::try_from(n.as_str()).is_ok()
+                }),
+        );
+        if let Ok(value) = HeaderValue::from_str(&names.join(",")) {
+            request
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_REQUEST_HEADERS, value);
         }
     }
     next.run(request).await

@@ -200,6 +200,7 @@ impl McpServer {
         tool: &GatewayTool,
         args: serde_json::Map<String, Value>,
         started: Instant,
+        backoff: Option<gate::UpstreamBackoff>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = Caller {
             user_id: who.user_id,
@@ -242,6 +243,9 @@ impl McpServer {
                 status,
             } => {
                 record(Outcome::RateLimited, Some(status));
+                if let Some(backoff) = backoff {
+                    backoff.set(retry_after);
+                }
                 Err(gate::upstream_rate_limited(retry_after))
             }
         }
@@ -316,7 +320,14 @@ impl ServerHandler for McpServer {
                     CallToolResult::error(vec![ContentBlock::text(message)])
                 }
             },
-            Runner::Gateway(tool) => return self.forward(&who, tool, args, started).await,
+            Runner::Gateway(tool) => {
+                let backoff = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<gate::UpstreamBackoff>())
+                    .cloned();
+                return self.forward(&who, tool, args, started, backoff).await;
+            }
         };
         Ok(tool.into())
     }
