@@ -36,7 +36,6 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SUITE: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
-const SPEC_VERSION: &str = "2025-11-25";
 
 /// Every check of every scenario the suite wrote under `dir`, as
 /// `(scenario, check id, status, message)`.
@@ -215,8 +214,8 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
 }
 
 /// `scenario` or `scenario:check-id` per line, then the reason.
-fn baseline() -> BTreeSet<String> {
-    let path = external::repo().join("tests/conformance/expected-failures.txt");
+fn baseline(file: &str) -> BTreeSet<String> {
+    let path = external::repo().join("tests/conformance").join(file);
     std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -232,6 +231,42 @@ fn baseline() -> BTreeSet<String> {
 
 #[tokio::test]
 async fn server_scenarios_pass_except_the_baseline() {
+    server_scenarios(
+        "2025-11-25",
+        "expected-failures.txt",
+        &[
+            "server-initialize",
+            "ping",
+            "tools-list",
+            "json-schema-2020-12",
+            "server-sse-polling",
+            "server-sse-multiple-streams",
+            "dns-rebinding-protection",
+        ],
+    )
+    .await;
+}
+
+/// Revision 2026-07-28: stateless core, `server/discover`, standard headers.
+#[tokio::test]
+async fn server_scenarios_of_2026_07_28_pass_except_the_baseline() {
+    server_scenarios(
+        "2026-07-28",
+        "expected-failures-2026-07-28.txt",
+        &[
+            "server-stateless",
+            "tools-list",
+            "caching",
+            "http-header-validation",
+            "dns-rebinding-protection",
+        ],
+    )
+    .await;
+}
+
+/// Runs every server scenario of `spec_version`; failures must be exactly
+/// those listed in `tests/conformance/{baseline_file}`.
+async fn server_scenarios(spec_version: &str, baseline_file: &str, must_run: &[&str]) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let server = TestServer::start_with(|c| c.public_url = public.clone()).await;
@@ -261,7 +296,7 @@ async fn server_scenarios_pass_except_the_baseline() {
         .arg(SUITE)
         .arg("server")
         .args(["--url", &format!("{public}/mcp")])
-        .args(["--suite", "all", "--spec-version", SPEC_VERSION])
+        .args(["--suite", "all", "--spec-version", spec_version])
         .arg("--output-dir")
         .arg(out.path());
     let output = tokio::time::timeout(Duration::from_secs(300), suite.output())
@@ -271,22 +306,14 @@ async fn server_scenarios_pass_except_the_baseline() {
     let transcript = String::from_utf8_lossy(&output.stdout);
     let results = results(out.path());
     let ran: BTreeSet<&str> = results.iter().map(|(s, ..)| s.as_str()).collect();
-    for scenario in [
-        "server-initialize",
-        "ping",
-        "tools-list",
-        "json-schema-2020-12",
-        "server-sse-polling",
-        "server-sse-multiple-streams",
-        "dns-rebinding-protection",
-    ] {
+    for scenario in must_run {
         assert!(
-            ran.contains(scenario),
+            ran.contains(*scenario),
             "{scenario} did not run:\n{transcript}"
         );
     }
 
-    let expected = baseline();
+    let expected = baseline(baseline_file);
     let failed: Vec<String> = failures(&results);
     let unexpected: Vec<&String> = failed
         .iter()
