@@ -84,6 +84,29 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Concurrent argon2 hashes; bounds the CPU a login flood can take.
     pub max_concurrent_hashes: usize,
+    /// Where `/metrics` is served, never on the public listener; `"off"`
+    /// turns it off.
+    #[serde(deserialize_with = "optional_address")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as plain text (`text`, the default) or one JSON object per
+    /// line (`json`).
+    pub log_format: LogFormat,
+    /// Start even though `public_url` is `http://` on a host that is not
+    /// loopback (the MCP authorization spec requires HTTPS there).
+    pub allow_insecure_public_url: bool,
+    /// `PORTCULLIS_*` variables that named no key and were ignored; the
+    /// server logs them once at start.
+    #[serde(skip)]
+    pub ignored_env_vars: Vec<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -110,6 +133,10 @@ impl Default for Config {
             catalog: None,
             max_body_bytes: 64 * 1024,
             max_concurrent_hashes: 4,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            log_format: LogFormat::Text,
+            allow_insecure_public_url: false,
+            ignored_env_vars: Vec::new(),
         }
     }
 }
@@ -169,16 +196,11 @@ impl Config {
                 }
             }
         }
-        if !ignored.is_empty() {
-            tracing::warn!(
-                variables = %ignored.join(", "),
-                "ignoring PORTCULLIS_* environment variables that name no configuration key"
-            );
-        }
         let mut config = Self::from_table(&table).map_err(|message| ConfigError::Invalid {
             origin: origin.clone(),
             message,
         })?;
+        config.ignored_env_vars = ignored;
         config.public_url = config.public_url.trim_end_matches('/').to_owned();
         config
             .validate()
@@ -198,6 +220,22 @@ impl Config {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(format!(
                 "public_url {:?} must be an http(s) URL",
+                self.public_url
+            ));
+        }
+        // MCP authorization (2025-06-18 §Communication Security): every
+        // authorization-server URL is HTTPS, except on loopback.
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback && !self.allow_insecure_public_url {
+            return Err(format!(
+                "public_url {:?} is http:// on a host that is not loopback; clients require \
+                 https for an authorization server. Use https (behind a TLS-terminating proxy, \
+                 public_url is the https URL clients see), or set allow_insecure_public_url = true",
                 self.public_url
             ));
         }
@@ -262,6 +300,17 @@ fn env_value(raw: &str) -> toml::Value {
         toml::Value::Boolean(b)
     } else {
         toml::Value::String(raw.to_owned())
+    }
+}
+
+/// `"off"` (or an empty string) for none, else a socket address.
+fn optional_address<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.trim() {
+        "" | "off" => Ok(None),
+        address => address.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -336,6 +385,16 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let config = Config::load(None, env).unwrap();
         assert_eq!(config.org_header, "X-Tenant");
+        assert_eq!(
+            config.ignored_env_vars,
+            [
+                "PORTCULLIS_PORT",
+                "PORTCULLIS_PORT_8080_TCP",
+                "PORTCULLIS_RATE_LIMIT__NOPE",
+                "PORTCULLIS_SERVICE_HOST",
+                "PORTCULLIS_SERVICE_PORT"
+            ]
+        );
     }
 
     #[test]
@@ -346,6 +405,51 @@ mod tests {
         let env = [("PORTCULLIS_RATE_LIMIT".to_owned(), "5".to_owned())];
         let e = Config::load(None, env).unwrap_err().to_string();
         assert!(e.contains("PORTCULLIS_RATE_LIMIT"), "{e}");
+    }
+
+    #[test]
+    fn http_public_urls_must_be_loopback_unless_allowed() {
+        let load = |url: &str, allow: bool| {
+            let env = [
+                ("PORTCULLIS_PUBLIC_URL".to_owned(), url.to_owned()),
+                (
+                    "PORTCULLIS_ALLOW_INSECURE_PUBLIC_URL".to_owned(),
+                    allow.to_string(),
+                ),
+            ];
+            Config::load(None, env)
+        };
+        for ok in [
+            "http://localhost:8080",
+            "http://127.0.0.1:9",
+            "http://[::1]:1",
+            "https://mcp.example.com",
+        ] {
+            assert!(load(ok, false).is_ok(), "{ok}");
+        }
+        let e = load("http://mcp.example.com", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_insecure_public_url"), "{e}");
+        assert!(load("http://mcp.example.com", true).is_ok());
+    }
+
+    #[test]
+    fn metrics_listen_can_be_turned_off() {
+        let env = [("PORTCULLIS_METRICS_LISTEN".to_owned(), "off".to_owned())];
+        assert_eq!(Config::load(None, env).unwrap().metrics_listen, None);
+        let env = [(
+            "PORTCULLIS_METRICS_LISTEN".to_owned(),
+            "0.0.0.0:9100".to_owned(),
+        )];
+        assert_eq!(
+            Config::load(None, env).unwrap().metrics_listen,
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(
+            Config::default().metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
     }
 
     #[test]

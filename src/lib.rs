@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod identity;
 pub mod keep_alive;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod state;
@@ -66,8 +67,13 @@ fn spawn_refresher(state: AppState) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = state.revoked.refresh(&state.store).await {
-                tracing::warn!(error = %e, "could not refresh revoked grants");
+            match state.revoked.refresh(&state.store).await {
+                Ok(applied) => {
+                    for revoked_at in applied {
+                        state.metrics.revocation_applied(revoked_at);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not refresh revoked grants"),
             }
             if let Err(e) = state.keys.reload_if_changed() {
                 tracing::warn!(error = %e, "could not reload signing keys");
@@ -122,6 +128,10 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(web::stylesheet))
         .route("/static/console.js", get(web::console_script))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_http,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");

@@ -117,13 +117,6 @@ enum KeysCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "portcullis=info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -132,6 +125,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "portcullis=info,tower_http=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object per line; the request span's fields (request id,
+        // method, route) ride along on every line logged inside a request.
+        portcullis::config::LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        portcullis::config::LogFormat::Text => logs.init(),
+    }
+    if !config.ignored_env_vars.is_empty() {
+        tracing::warn!(
+            variables = %config.ignored_env_vars.join(", "),
+            "ignoring PORTCULLIS_* environment variables that name no configuration key"
+        );
+    }
     match run(cli.command.unwrap_or(Command::Serve), config).await {
         Ok(Some(value)) => {
             print(&value, cli.json);
@@ -260,7 +274,18 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let public_url = config.public_url.clone();
+    let metrics_listen = config.metrics_listen;
     let state = portcullis::build(config).await.map_err(|e| e.to_string())?;
+    if let Some(address) = metrics_listen {
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                tracing::info!("metrics at http://{address}/metrics");
+                tokio::spawn(portcullis::metrics::serve(listener, state.clone()));
+            }
+            // Metrics are for operators; a taken port must not stop the service.
+            Err(e) => tracing::error!(%address, error = %e, "cannot serve metrics"),
+        }
+    }
     tracing::info!(
         "Portcullis listening on {} (public URL {public_url})",
         listener.local_addr().map_err(|e| e.to_string())?

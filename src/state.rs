@@ -50,6 +50,8 @@ pub struct AppState {
     /// Pooled HTTP client for gateway upstreams.
     pub upstreams: reqwest::Client,
     pub identity_tokens: Arc<IdentityTokens>,
+    /// Prometheus metrics of this instance (see `metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             tools: Arc::new(tools),
             upstreams,
             identity_tokens: Arc::new(IdentityTokens::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 

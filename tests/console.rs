@@ -157,7 +157,7 @@ async fn a_member_creates_a_key_sees_it_once_and_revokes_it() {
 
     // The list shows the key by its prefix, never the secret again.
     let (_, list) = get(&browser, &server, "/console/keys").await;
-    assert!(list.contains("<td data-label=\"Name\">laptop</td>"));
+    assert!(list.contains("<td data-label=\"Name\"><bdi>laptop</bdi></td>"));
     assert!(list.contains(&format!("pcl_{}…", &keys[0].id[..8])));
     assert!(!list.contains(&key));
 
@@ -171,7 +171,7 @@ async fn a_member_creates_a_key_sees_it_once_and_revokes_it() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (_, list) = get(&browser, &server, &location(&response)).await;
     assert!(list.contains("The API key was revoked"));
-    assert!(!list.contains("<td data-label=\"Name\">laptop</td>"));
+    assert!(!list.contains("<td data-label=\"Name\"><bdi>laptop</bdi></td>"));
     let stored = server
         .state
         .store
@@ -672,7 +672,12 @@ async fn activity_is_filtered_and_paged_without_losing_calls_in_the_same_second(
     let browser = signed_in(&server, &viewer).await;
     let (status, first) = get(&browser, &server, "/console/activity").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(first.matches("<code>list_widgets</code>").count(), 50);
+    assert_eq!(
+        first
+            .matches("<code><bdi>list_widgets</bdi></code>")
+            .count(),
+        50
+    );
     assert!(!first.contains("secret_tool"), "other orgs' calls stay out");
     assert!(first.contains(&viewer.email));
     let next = first
@@ -684,8 +689,18 @@ async fn activity_is_filtered_and_paged_without_losing_calls_in_the_same_second(
         })
         .expect("a link to older calls");
     let (_, second) = get(&browser, &server, &format!("/console/activity?{next}")).await;
-    assert_eq!(second.matches("<code>list_widgets</code>").count(), 10);
-    assert_eq!(second.matches("<code>delete_widget</code>").count(), 1);
+    assert_eq!(
+        second
+            .matches("<code><bdi>list_widgets</bdi></code>")
+            .count(),
+        10
+    );
+    assert_eq!(
+        second
+            .matches("<code><bdi>delete_widget</bdi></code>")
+            .count(),
+        1
+    );
     assert!(!second.contains("rel=\"next\""));
 
     let (_, denied) = get(
@@ -694,11 +709,16 @@ async fn activity_is_filtered_and_paged_without_losing_calls_in_the_same_second(
         "/console/activity?outcome=denied&tool=&user=",
     )
     .await;
-    assert_eq!(denied.matches("<code>delete_widget</code>").count(), 1);
-    assert!(!denied.contains("<code>list_widgets</code>"));
+    assert_eq!(
+        denied
+            .matches("<code><bdi>delete_widget</bdi></code>")
+            .count(),
+        1
+    );
+    assert!(!denied.contains("<code><bdi>list_widgets</bdi></code>"));
     let (_, by_tool) = get(&browser, &server, "/console/activity?tool=delete_widget").await;
     assert_eq!(by_tool.matches("<tbody>").count(), 1);
-    assert!(!by_tool.contains("<code>list_widgets</code>"));
+    assert!(!by_tool.contains("<code><bdi>list_widgets</bdi></code>"));
     let today = time::OffsetDateTime::now_utc().date();
     let tomorrow = today.next_day().unwrap();
     let (_, future) = get(

@@ -107,7 +107,11 @@ impl Endpoint {
         message: Value,
         bytes: axum::body::Bytes,
     ) -> Response {
-        match jsonrpc::envelope(&message) {
+        let envelope = jsonrpc::envelope(&message);
+        if let Ok(Envelope::Request { method, .. }) = &envelope {
+            self.state.metrics.mcp_request(method);
+        }
+        match envelope {
             Err(error) => error.into_response(),
             Ok(Envelope::Request {
                 id,
@@ -226,7 +230,8 @@ impl Endpoint {
             // Stateless: rmcp ignores notifications and has no pending
             // request a client response could answer.
             Ok(Envelope::Notification | Envelope::Response) => return None,
-            Ok(Envelope::Request { id, tool, .. }) => {
+            Ok(Envelope::Request { id, tool, method }) => {
+                self.state.metrics.mcp_request(&method);
                 if let Some(tool) = tool
                     && let Err(refusal) = gate::admit(&self.state, who, &tool)
                 {

@@ -63,6 +63,7 @@ pub fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), Refusal
         _ => who.bucket(UNSEEN_TOOLS),
     };
     state.tool_calls.take(&bucket).map_err(|wait| {
+        state.metrics.rate_limited("tool");
         state
             .audit
             .record(who, tool, Outcome::RateLimited, Duration::ZERO, None);

@@ -220,6 +220,19 @@ impl McpServer {
             identities: &state.identity_tokens,
         };
         let outcome = forward(&sender, tool, &caller, args).await;
+        // Arguments refused before anything was sent are not upstream calls.
+        let upstream_status = match &outcome {
+            Forwarded::Success { status, .. } | Forwarded::RateLimited { status, .. } => {
+                Some(Some(*status))
+            }
+            Forwarded::Failure { message, .. } if message.starts_with("Invalid arguments") => None,
+            Forwarded::Failure { status, .. } => Some(*status),
+        };
+        if let Some(status) = upstream_status {
+            state
+                .metrics
+                .upstream_call(&tool.upstream.name, status, started.elapsed());
+        }
         let record = |outcome, status| {
             state
                 .audit

@@ -42,7 +42,10 @@ impl RevokedGrants {
             .insert(grant_id, store::now());
     }
 
-    pub async fn refresh(&self, store: &Store) -> store::Result<()> {
+    /// Reads revocations made since the last poll (on any instance) and
+    /// forgets those too old to matter; returns the revocation times (Unix
+    /// seconds) of grants this instance had not known were revoked.
+    pub async fn refresh(&self, store: &Store) -> store::Result<Vec<i64>> {
         let now = store::now();
         let since = {
             let last = *self.last_poll.lock().expect("lock");
@@ -55,9 +58,14 @@ impl RevokedGrants {
         let rows = store.revoked_grants_since(since).await?;
         let horizon = now - self.window.as_secs() as i64;
         let mut revoked = self.revoked.write().expect("lock");
-        revoked.extend(rows);
+        let mut applied = Vec::new();
+        for (grant, at) in rows {
+            if revoked.insert(grant, at).is_none() {
+                applied.push(at);
+            }
+        }
         revoked.retain(|_, at| *at >= horizon);
         *self.last_poll.lock().expect("lock") = now;
-        Ok(())
+        Ok(applied)
     }
 }

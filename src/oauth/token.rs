@@ -128,7 +128,7 @@ async fn authorization_code(
         CodeRedemption::Fresh(code) => code,
         CodeRedemption::Replayed => {
             // The grant the code produced was revoked by the store; tell this instance now.
-            state.revoked.refresh(&state.store).await?;
+            let _ = state.revoked.refresh(&state.store).await?;
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its grant is revoked");
             return Err(OAuthError::invalid_grant(
                 "the authorization code has already been used",

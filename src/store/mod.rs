@@ -69,6 +69,16 @@ macro_rules! insert_refresh {
     };
 }
 
+impl Store {
+    /// Connections in the pool: (open, idle), for the metrics.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        match self {
+            Store::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Store::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+}
+
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {

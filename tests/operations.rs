@@ -1,0 +1,82 @@
+//! What operators see: Prometheus metrics on their own listener, with
+//! bounded labels, counting what the server does.
+
+mod common;
+#[path = "common/mcp.rs"]
+mod mcp;
+
+use common::TestServer;
+use portcullis::identity::scope::Role;
+use reqwest::header;
+
+#[tokio::test]
+async fn metrics_count_requests_on_their_own_listener_with_bounded_labels() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limit.burst = 2;
+        c.rate_limit.per_minute = 1;
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(portcullis::metrics::serve(listener, server.state.clone()));
+
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let key = server.api_key(&user, org, "mcp:read").await;
+    for id in 0..3 {
+        let r = mcp::post(&server, Some(&key), Some(org), &mcp::tools_list(id)).await;
+        assert_eq!(r.status(), 200);
+    }
+    for id in 0..3 {
+        mcp::post(
+            &server,
+            Some(&key),
+            Some(org),
+            &mcp::tools_call(id, "whoami", serde_json::json!({})),
+        )
+        .await;
+    }
+    // Distinct raw paths must not become distinct label values.
+    for n in 0..5 {
+        server
+            .http
+            .get(server.url(&format!("/nothing/{n}")))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let response = reqwest::get(&metrics_url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"portcullis_http_requests_total{method="POST",route="/mcp",status="200"} 5"#,
+        r#"portcullis_http_requests_total{method="POST",route="/mcp",status="429"} 1"#,
+        r#"portcullis_http_requests_total{method="GET",route="unmatched",status="404"} 5"#,
+        r#"portcullis_mcp_requests_total{method="tools/list"} 3"#,
+        r#"portcullis_mcp_requests_total{method="tools/call"} 3"#,
+        r#"portcullis_rate_limited_total{limit="tool"} 1"#,
+        r#"portcullis_build_info{version=""#,
+        "portcullis_http_request_duration_seconds_bucket",
+        r#"portcullis_db_pool_connections{state="idle"}"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(!text.contains("/nothing/"), "raw paths leaked into labels");
+    assert!(!text.contains(&key), "a secret reached the metrics");
+
+    // Never on the public listener.
+    let public = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+}
