@@ -12,7 +12,7 @@ use common::{PASSWORD, TestServer, hidden};
 use portcullis::{
     admin::{self, AdminError},
     identity::scope::Role,
-    store::RoleChange,
+    store::{RoleChange, Store},
 };
 use reqwest::{StatusCode, header};
 
@@ -272,4 +272,39 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
         assert!(outcomes.contains(&RoleChange::LastAdmin));
         assert!(outcomes.contains(&RoleChange::Done));
     }
+}
+
+/// Runs `sql` with one uuid parameter on whichever database the server uses.
+async fn execute(server: &TestServer, sql: &'static str, id: uuid::Uuid) {
+    match &server.state.store {
+        Store::Sqlite(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(drop),
+        Store::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(drop),
+    }
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_migration_backfills_canonical_emails_and_refuses_duplicates() {
+    let server = TestServer::start().await;
+    let org = server.org("Legacy").await;
+    create(&server, "Erin@x.test", org).await.unwrap();
+    let store = &server.state.store;
+    // Rows as written before the canonical column existed.
+    let clear = "UPDATE users SET email_canonical = NULL WHERE id <> $1";
+    execute(&server, clear, uuid::Uuid::nil()).await;
+    store.migrate().await.unwrap();
+    assert!(store.user_by_email("erin@X.TEST").await.unwrap().is_some());
+    // Two legacy accounts of one person stop the start, naming both.
+    execute(
+        &server,
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, 'ERIN@x.test', 'x', 0)",
+        uuid::Uuid::new_v4(),
+    )
+    .await;
+    execute(&server, clear, uuid::Uuid::nil()).await;
+    let error = store.migrate().await.unwrap_err().to_string();
+    assert!(
+        error.contains("Erin@x.test") && error.contains("ERIN@x.test"),
+        "{error}"
+    );
 }
