@@ -50,6 +50,16 @@ async fn a_refresh_token_family_keeps_one_live_branch() {
     // The legitimate client uses C1 first: C2's branch dies.
     let (status, c1_next) = refresh(&server, id, &refresh_token(&c1)).await;
     assert_eq!(status, StatusCode::OK, "{c1_next}");
+    let answer = introspect(
+        &server,
+        &[("token", &refresh_token(&c2)), ("client_id", id)],
+    )
+    .await;
+    assert_eq!(
+        answer,
+        json!({ "active": false }),
+        "a killed sibling is not live"
+    );
     let (status, body) = refresh(&server, id, &refresh_token(&c2)).await;
     assert_eq!(
         (status, body["error"].as_str()),

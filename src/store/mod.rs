@@ -932,11 +932,12 @@ impl Store {
         }
     }
 
-    /// The grant behind a refresh token, if the token is current and live.
+    /// The grant behind a refresh token, if the token is current and live
+    /// (not rotated, and not killed by a sibling's use).
     pub async fn refresh_grant(&self, token_hash: &str) -> Result<Option<Grant>> {
         let grant_id: Option<Uuid> = on_pool!(self, |pool| {
             sqlx::query_scalar(
-            "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2 AND rotated_at IS NULL"
+            "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2 AND rotated_at IS NULL AND killed_at IS NULL"
         )
         .bind(token_hash)
         .bind(now())
