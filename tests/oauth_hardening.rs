@@ -14,7 +14,7 @@ use common::TestServer;
 use portcullis::{
     identity::{scope::Role, secret},
     oauth::cimd::MAX_CONCURRENT_FETCHES,
-    store::Client,
+    store::{Client, Grant, RefreshToken},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -296,4 +296,67 @@ async fn fetches_are_capped_overall_and_failures_are_remembered() {
     assert!(server.state.cimd.get(&broken).await.is_err());
     assert!(server.state.cimd.get(&broken).await.is_err());
     assert_eq!(host.hits.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test]
+async fn a_failed_grant_creation_leaves_the_code_unused() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Member).await;
+    let first = server.oauth_tokens(&user, "mcp:read").await;
+    let taken = server
+        .state
+        .store
+        .grants(Some(user.id), None)
+        .await
+        .unwrap()[0]
+        .id;
+    // A second authorization, for the same client.
+    let pkce = common::Pkce::new();
+    let url = server.authorize_url(&first.client_id, common::CALLBACK, "mcp:read", &pkce, "s");
+    let callback = server
+        .authorize_in_browser(&server.browser(), &url, &user, "mcp:read")
+        .await;
+    let code = common::query_param(&callback, "code").unwrap();
+    // The grant insert fails inside the redemption (its id is taken): the
+    // whole transaction rolls back, so the code is not spent.
+    let failed = server
+        .state
+        .store
+        .redeem_code::<()>(&secret::hash(&code), |c| {
+            let grant = Grant {
+                id: taken,
+                client_id: c.client_id.clone(),
+                client_name: c.client_name.clone(),
+                redirect_uri: c.redirect_uri.clone(),
+                user_id: c.user_id,
+                org_id: c.org_id,
+                scope: c.scope,
+                resource: c.resource.clone(),
+                nonce: None,
+                created_at: 0,
+                last_used_at: 0,
+                revoked_at: None,
+            };
+            let refresh = RefreshToken {
+                token_hash: secret::hash("unused"),
+                grant_id: taken,
+                parent_hash: None,
+                created_at: 0,
+                expires_at: i64::MAX,
+            };
+            Ok((grant, refresh))
+        })
+        .await;
+    assert!(failed.is_err());
+    let (status, body) = server
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", common::CALLBACK),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &first.client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
