@@ -6,12 +6,12 @@ use uuid::Uuid;
 
 use crate::{
     identity::{
-        api_key,
+        api_key, email,
         passwords::{PasswordError, Passwords},
         scope::{Role, ScopeSet},
         secret::Secret,
     },
-    store::{self, ApiKey, Store, StoreError, User},
+    store::{self, ApiKey, RoleChange, Store, StoreError, User},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +63,7 @@ pub async fn create_user(
     org_id: Uuid,
     role: Role,
 ) -> Result<Value> {
-    let email = email.trim();
-    if !email.contains('@') || email.len() > 320 {
-        return Err(AdminError::Invalid(format!(
-            "{email:?} is not an email address"
-        )));
-    }
+    let email = email::display_form(email).map_err(|e| AdminError::Invalid(e.to_string()))?;
     if store.get_org(org_id).await?.is_none() {
         return Err(AdminError::NotFound("organization"));
     }
@@ -89,13 +84,19 @@ pub async fn add_to_org(store: &Store, email: &str, org_id: Uuid, role: Role) ->
         .user_by_email(email)
         .await?
         .ok_or(AdminError::NotFound("user"))?;
-    store
+    let change = store
         .set_membership(user.id, org_id, role)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => AdminError::NotFound("organization"),
             e => e.into(),
         })?;
+    if change == RoleChange::LastAdmin {
+        return Err(AdminError::Invalid(format!(
+            "{} is the only admin of this organization; make someone else an admin first",
+            user.email
+        )));
+    }
     Ok(json!({ "user_id": user.id, "org_id": org_id, "role": role }))
 }
 

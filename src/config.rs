@@ -70,6 +70,9 @@ pub struct Config {
     /// Dynamic registrations allowed per client IP per hour.
     pub registrations_per_ip_per_hour: u32,
     pub insufficient_scope: InsufficientScope,
+    /// Client ids of resource servers that may introspect any token (RFC 7662
+    /// §4); any other client learns only about tokens issued to itself.
+    pub introspection_clients: Vec<String>,
     /// Explicit scope per tool name, overriding the verb rule of SPEC §4.3.
     pub tool_scopes: HashMap<String, String>,
     pub rate_limit: RateLimitConfig,
@@ -126,6 +129,7 @@ impl Default for Config {
             cimd_allow_loopback: false,
             registrations_per_ip_per_hour: 1000,
             insufficient_scope: InsufficientScope::Hidden,
+            introspection_clients: Vec::new(),
             tool_scopes: HashMap::new(),
             rate_limit: RateLimitConfig::default(),
             revocation_poll: Duration::from_secs(2),

@@ -52,8 +52,10 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     store.migrate().await?;
     let keys = oauth::keys::Keys::load_or_create(&config.keys_dir)?;
     let catalog = gateway::load_configured(&config).map_err(gateway::GatewayError::from)?;
-    let state =
+    let mac = identity::mac::MacKey::new(store.server_secret("browser_mac").await?.as_bytes());
+    let mut state =
         AppState::new(config, store, keys, &catalog).map_err(gateway::GatewayError::from)?;
+    state.mac = std::sync::Arc::new(mac);
     state.revoked.refresh(&state.store).await?;
     spawn_refresher(state.clone());
     spawn_catalog_reloader(state.clone());

@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use crate::{
     config::Config,
     gateway::{catalog::Catalog, forward::IdentityTokens},
-    identity::passwords::Passwords,
+    identity::{mac::MacKey, passwords::Passwords},
     mcp::{
         apikeys::ApiKeyCache,
         audit::AuditLog,
@@ -36,6 +36,9 @@ pub struct AppState {
     pub cimd: Arc<CimdCache>,
     pub registrations: Arc<TokenBuckets<IpAddr>>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// The MAC key shared by all instances (CSRF tokens, known-device
+    /// cookies); random until `lib::build` loads the stored one.
+    pub mac: Arc<MacKey>,
     pub api_keys: Arc<ApiKeyCache>,
     pub members: Arc<MemberCache>,
     /// Access tokens whose signature and claims were verified recently, so
@@ -86,6 +89,7 @@ impl AppState {
             cimd: Arc::new(CimdCache::new(config.cimd_allow_loopback)),
             registrations: Arc::new(registrations),
             login_throttle: Arc::new(LoginThrottle::default()),
+            mac: Arc::new(MacKey::random()),
             api_keys: Arc::new(ApiKeyCache::start(store.clone(), MCP_CACHE_TTL)),
             members: Arc::new(MemberCache::new(MCP_CACHE_TTL)),
             verified_tokens: Arc::new(TtlCache::new(VERIFIED_TOKEN_TTL)),

@@ -63,29 +63,35 @@ async fn user(server: &TestServer) -> TestUser {
 async fn two_racing_refreshes_both_get_working_tokens() {
     let server = TestServer::start().await;
     let user = user(&server).await;
-    let (id, secret, tokens) = claude_tokens(&server, &user).await;
-    let old = tokens["refresh_token"].as_str().unwrap();
-    let ((s1, first), (s2, second)) = tokio::join!(
-        refresh(&server, &id, &secret, old),
-        refresh(&server, &id, &secret, old)
-    );
-    assert_eq!(
-        (s1, s2),
-        (StatusCode::OK, StatusCode::OK),
-        "{first} {second}"
-    );
-    for won in [&first, &second] {
-        let me = whoami(&server, won["access_token"].as_str().unwrap()).await;
-        assert_eq!(me["source"], "mcp-oauth");
-        // Each racer carries on refreshing with what it received.
+    // The client carries on with either answer; the family keeps one branch,
+    // so the other answer's refresh token dies once one is used.
+    for keep in [0, 1] {
+        let (id, secret, tokens) = claude_tokens(&server, &user).await;
+        let old = tokens["refresh_token"].as_str().unwrap();
+        let ((s1, first), (s2, second)) = tokio::join!(
+            refresh(&server, &id, &secret, old),
+            refresh(&server, &id, &secret, old)
+        );
+        assert_eq!(
+            (s1, s2),
+            (StatusCode::OK, StatusCode::OK),
+            "{first} {second}"
+        );
+        for won in [&first, &second] {
+            let me = whoami(&server, won["access_token"].as_str().unwrap()).await;
+            assert_eq!(me["source"], "mcp-oauth");
+        }
+        let kept = [&first, &second][keep]["refresh_token"].as_str().unwrap();
+        let (status, next) = refresh(&server, &id, &secret, kept).await;
+        assert_eq!(status, StatusCode::OK, "{next}");
         let (status, next) = refresh(
             &server,
             &id,
             &secret,
-            won["refresh_token"].as_str().unwrap(),
+            next["refresh_token"].as_str().unwrap(),
         )
         .await;
-        assert_eq!(status, StatusCode::OK, "{next}");
+        assert_eq!(status, StatusCode::OK, "the kept branch lives on: {next}");
     }
 }
 

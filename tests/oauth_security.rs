@@ -45,7 +45,7 @@ async fn exchange(
 }
 
 #[tokio::test]
-async fn a_wrong_code_verifier_is_invalid_grant_and_burns_the_code() {
+async fn a_wrong_code_verifier_is_invalid_grant_and_does_not_burn_the_code() {
     let server = TestServer::start().await;
     let (client_id, code, pkce) = code_for(&server, Role::Member, "mcp:read").await;
     let wrong = Pkce::new();
@@ -54,11 +54,32 @@ async fn a_wrong_code_verifier_is_invalid_grant_and_burns_the_code() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
-    let (status, _) = exchange(&server, &client_id, &code, &pkce.verifier).await;
+    let (status, body) = exchange(&server, &client_id, &code, &pkce.verifier).await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
-        "a code is single use even after a failed attempt"
+        StatusCode::OK,
+        "a stranger's wrong verifier must not burn the client's code: {body}"
+    );
+    let (status, _) = exchange(&server, &client_id, &code, &pkce.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "still single use");
+}
+
+#[tokio::test]
+async fn five_wrong_code_verifiers_kill_the_code() {
+    let server = TestServer::start().await;
+    let (client_id, code, pkce) = code_for(&server, Role::Member, "mcp:read").await;
+    for _ in 0..5 {
+        let (status, body) = exchange(&server, &client_id, &code, &Pkce::new().verifier).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+    let (status, body) = exchange(&server, &client_id, &code, &pkce.verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "guessing is bounded"
     );
 }
 

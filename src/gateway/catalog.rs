@@ -76,6 +76,9 @@ pub struct Upstream {
 pub struct GatewayTool {
     /// The name a client sees (the alias when one is set).
     pub name: String,
+    /// The name the catalog declares, whatever the alias: its verb and its
+    /// `tool_scopes` entry still count (see `mcp::server::ToolSet`).
+    pub declared_name: String,
     pub description: String,
     pub upstream: Arc<Upstream>,
     pub method: Method,
@@ -397,6 +400,7 @@ pub fn parse(
         }
         tools.push(Arc::new(GatewayTool {
             name,
+            declared_name: t.name.get_ref().clone(),
             description: t.description.into_inner(),
             upstream,
             method,

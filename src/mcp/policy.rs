@@ -70,23 +70,36 @@ impl ScopePolicy {
         ScopePolicy { overrides }
     }
 
+    /// The `tool_scopes` entry for `tool`, if any.
+    pub fn explicit(&self, tool: &str) -> Option<Scope> {
+        self.overrides.get(tool).copied()
+    }
+
+    /// The scope `tool`'s verb asks for, if it starts with a known verb.
+    pub fn verb_scope(&self, tool: &str) -> Option<Scope> {
+        let starts = |verbs: &[&str]| verbs.iter().any(|v| tool.starts_with(v));
+        if tool == "whoami" || starts(READ_VERBS) {
+            Some(Scope::McpRead)
+        } else if starts(ADMIN_VERBS) {
+            Some(Scope::McpAdmin)
+        } else if starts(WRITE_VERBS) {
+            Some(Scope::McpWrite)
+        } else {
+            None
+        }
+    }
+
     pub fn required_scope(&self, tool: &str) -> Scope {
         self.classify(tool).0
     }
 
     pub fn classify(&self, tool: &str) -> (Scope, Basis) {
-        if let Some(scope) = self.overrides.get(tool) {
-            return (*scope, Basis::Explicit);
+        if let Some(scope) = self.explicit(tool) {
+            return (scope, Basis::Explicit);
         }
-        let starts = |verbs: &[&str]| verbs.iter().any(|v| tool.starts_with(v));
-        if tool == "whoami" || starts(READ_VERBS) {
-            (Scope::McpRead, Basis::Verb)
-        } else if starts(ADMIN_VERBS) {
-            (Scope::McpAdmin, Basis::Verb)
-        } else if starts(WRITE_VERBS) {
-            (Scope::McpWrite, Basis::Verb)
-        } else {
-            (Scope::McpAdmin, Basis::Unclassified)
+        match self.verb_scope(tool) {
+            Some(scope) => (scope, Basis::Verb),
+            None => (Scope::McpAdmin, Basis::Unclassified),
         }
     }
 

@@ -25,7 +25,7 @@ use super::{audit::Outcome, auth::Identity, gate, policy::ScopePolicy, tools};
 use crate::{
     gateway::{
         self,
-        catalog::GatewayTool,
+        catalog::{GatewayTool, Method},
         forward::{Caller, Forwarded, Sender, forward},
     },
     identity::scope::{Scope, ScopeSet},
@@ -89,10 +89,10 @@ impl ToolSet {
             if entries.iter().any(|e| e.tool.name == declared.name) {
                 return Err(NameClash(declared.name.clone()));
             }
-            let required = declared
-                .scope
-                .unwrap_or_else(|| policy.required_scope(&declared.name));
-            let destructive = declared.destructive || required == Scope::McpAdmin;
+            let required = gateway_scope(policy, declared);
+            let destructive = declared.destructive
+                || declared.method == Method::Delete
+                || required == Scope::McpAdmin;
             let mut schema = declared.input_schema.clone();
             if destructive {
                 tools::require_confirmation(&mut schema);
@@ -135,6 +135,40 @@ impl ToolSet {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| e.tool.name.as_ref())
     }
+}
+
+/// The scope a catalog tool needs, decided by what it does and never by the
+/// exposed name alone: the strictest of its `tool_scopes` entries (under its
+/// declared name or its alias), its catalog `scope`, its declared name's verb
+/// when nothing explicit is set (no verb: `mcp:admin`), its alias's verb, and
+/// its HTTP method (`DELETE` always needs `mcp:admin`). An alias can thus
+/// raise what a tool needs but never lower it.
+fn gateway_scope(policy: &ScopePolicy, tool: &GatewayTool) -> Scope {
+    let names = [tool.declared_name.as_str(), tool.name.as_str()];
+    let explicit = names
+        .iter()
+        .filter_map(|n| policy.explicit(n))
+        .chain(tool.scope)
+        .max();
+    let by_declaration = explicit.unwrap_or_else(|| {
+        policy
+            .verb_scope(&tool.declared_name)
+            .unwrap_or(Scope::McpAdmin)
+    });
+    let by_method = if tool.method == Method::Delete {
+        Scope::McpAdmin
+    } else {
+        Scope::McpRead
+    };
+    [
+        Some(by_declaration),
+        policy.verb_scope(&tool.name),
+        Some(by_method),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(Scope::McpAdmin)
 }
 
 fn annotations(title: Option<&str>, required: Scope, destructive: bool) -> ToolAnnotations {

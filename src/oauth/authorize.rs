@@ -389,7 +389,7 @@ async fn authorize_inner(
         ));
     }
 
-    let (token, cookie) = csrf::token(headers, state.config.issuer_is_https());
+    let (token, cookie) = csrf::token(&state.mac, headers, state.config.issuer_is_https());
     let scopes = Scope::ALL
         .into_iter()
         .filter(|s| request.scope.contains(*s) && *s != Scope::OfflineAccess)
@@ -450,7 +450,7 @@ async fn consent_inner(
     headers: &HeaderMap,
     form: ConsentForm,
 ) -> Result<Response, Rejection> {
-    if !csrf::verify(headers, form.csrf.as_deref()) {
+    if !csrf::verify(&state.mac, headers, form.csrf.as_deref()) {
         return Err(PageError::forbidden(
             "This form expired or did not come from this site. Go back and try again.",
         )

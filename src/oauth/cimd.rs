@@ -3,13 +3,20 @@
 //! is an SSRF risk, so the fetch resolves the host itself, refuses
 //! special-use addresses, pins the connection to the checked address, follows
 //! no redirects and reads at most 5 KB within 5 seconds.
+//!
+//! Fetches are bounded too: concurrent requests naming the same URL share one
+//! fetch, at most [`MAX_CONCURRENT_FETCHES`] run at once, and a failure is
+//! remembered for [`FAILURE_CACHE`], so a stranger cannot turn one URL, or
+//! many, into a flood of outgoing requests.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use tokio::sync::{OnceCell, Semaphore};
 
 use serde::Deserialize;
 use url::Url;
@@ -20,6 +27,12 @@ const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_CACHE: Duration = Duration::from_secs(300);
+/// How long a failed fetch is answered from memory.
+pub const FAILURE_CACHE: Duration = Duration::from_secs(30);
+/// Metadata fetches in flight at once, over all URLs.
+pub const MAX_CONCURRENT_FETCHES: usize = 16;
+/// Cached entries (documents and failures) before expired ones are swept.
+const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct MetadataDocument {
@@ -27,7 +40,7 @@ pub struct MetadataDocument {
     pub redirect_uris: Vec<RedirectUri>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CimdError {
     #[error("the client_id URL is not allowed: {0}")]
     Forbidden(String),
@@ -37,9 +50,21 @@ pub enum CimdError {
     Invalid(String),
 }
 
+/// A remembered document, or a remembered failure.
+type Cached = Result<MetadataDocument, CimdError>;
+
+/// One fetch's result, shared by every request that waited for it.
+type Fetched = Result<(MetadataDocument, Option<Duration>), CimdError>;
+
 pub struct CimdCache {
     allow_loopback: bool,
-    entries: Mutex<HashMap<String, (MetadataDocument, Instant)>>,
+    /// Documents and recent failures, each with its expiry.
+    entries: Mutex<HashMap<String, (Cached, Instant)>>,
+    /// Fetches under way: later requests for the same URL await the first.
+    in_flight: Mutex<HashMap<String, Arc<OnceCell<Fetched>>>>,
+    fetches: Semaphore,
+    /// Fetches actually sent, for tests and diagnostics.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +81,9 @@ impl CimdCache {
         CimdCache {
             allow_loopback,
             entries: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            fetches: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -65,21 +93,72 @@ impl CimdCache {
             || (self.allow_loopback && client_id.starts_with("http://"))
     }
 
+    /// The document `client_id` names: from memory when fresh (or when its
+    /// fetch failed less than [`FAILURE_CACHE`] ago), else fetched once for
+    /// all concurrent callers.
     pub async fn get(&self, client_id: &str) -> Result<MetadataDocument, CimdError> {
-        if let Some((doc, expires)) = self.entries.lock().expect("lock").get(client_id)
+        if let Some((result, expires)) = self.entries.lock().expect("lock").get(client_id)
             && *expires > Instant::now()
         {
-            return Ok(doc.clone());
+            return result.clone();
         }
-        let (doc, ttl) = self.fetch(client_id).await?;
-        if let Some(ttl) = ttl {
-            let mut entries = self.entries.lock().expect("lock");
-            if entries.len() > 10_000 {
-                entries.retain(|_, (_, expires)| *expires > Instant::now());
+        let cell = Arc::clone(
+            self.in_flight
+                .lock()
+                .expect("lock")
+                .entry(client_id.to_owned())
+                .or_default(),
+        );
+        // The first caller runs the fetch; the others wait for its result. If
+        // the first is cancelled, a waiter takes over (OnceCell semantics).
+        let fetched = cell
+            .get_or_init(|| async {
+                let result = self.fetch_bounded(client_id).await;
+                let now = Instant::now();
+                let cached = match &result {
+                    Ok((doc, Some(ttl))) => Some((Ok(doc.clone()), now + *ttl)),
+                    Ok((_, None)) => None,
+                    Err(e) => Some((Err(e.clone()), now + FAILURE_CACHE)),
+                };
+                let mut entries = self.entries.lock().expect("lock");
+                if entries.len() > MAX_ENTRIES {
+                    entries.retain(|_, (_, expires)| *expires > now);
+                }
+                match cached {
+                    Some(entry) => entries.insert(client_id.to_owned(), entry),
+                    None => entries.remove(client_id),
+                };
+                result
+            })
+            .await
+            .clone();
+        {
+            let mut in_flight = self.in_flight.lock().expect("lock");
+            if in_flight
+                .get(client_id)
+                .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            {
+                in_flight.remove(client_id);
             }
-            entries.insert(client_id.to_owned(), (doc.clone(), Instant::now() + ttl));
         }
-        Ok(doc)
+        fetched.map(|(doc, _)| doc)
+    }
+
+    /// How many fetches this cache has sent.
+    pub fn fetches_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn fetch_bounded(
+        &self,
+        client_id: &str,
+    ) -> Result<(MetadataDocument, Option<Duration>), CimdError> {
+        let _permit = tokio::time::timeout(FETCH_TIMEOUT, self.fetches.acquire())
+            .await
+            .map_err(|_| CimdError::Fetch("too many metadata fetches in progress".into()))?
+            .expect("the semaphore is never closed");
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fetch(client_id).await
     }
 
     async fn fetch(

@@ -115,7 +115,7 @@ pub async fn introspect(
     let inactive = json!({ "active": false });
     let answer = match identify(&state, token, true).await? {
         Some(Presented::Access(c))
-            if !state.revoked.is_revoked(c.grant_id) && may_see(&client, &c.client_id) =>
+            if !state.revoked.is_revoked(c.grant_id) && may_see(&state, &client, &c.client_id) =>
         {
             let grant_live = state
                 .store
@@ -142,7 +142,7 @@ pub async fn introspect(
                 inactive
             }
         }
-        Some(Presented::Refresh(g)) if may_see(&client, &g.client_id) => json!({
+        Some(Presented::Refresh(g)) if may_see(&state, &client, &g.client_id) => json!({
             "active": true,
             "token_type": "refresh_token",
             "scope": g.scope.to_string(),
@@ -160,10 +160,17 @@ pub async fn introspect(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response())
 }
 
-/// Confidential clients (resource servers) may introspect any token; a public
-/// client, which proves nothing about itself, only its own.
-fn may_see(client: &client::OAuthClient, owner: &str) -> bool {
-    !client.is_public() || client.client_id == owner
+/// A client learns about the tokens issued to it; only the resource servers
+/// named in `introspection_clients`, authenticated as confidential clients,
+/// may introspect any token (RFC 7662 §4: the endpoint must not tell a
+/// stranger whether a token is live). Anyone else gets `{"active": false}`.
+fn may_see(state: &AppState, client: &client::OAuthClient, owner: &str) -> bool {
+    client.client_id == owner
+        || (!client.is_public()
+            && state
+                .config
+                .introspection_clients
+                .contains(&client.client_id))
 }
 
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -123,9 +123,33 @@ async fn authorization_code(
     form: &TokenForm,
 ) -> OAuthResult<Value> {
     let code = form.require("code")?;
-    let verifier = form.get("code_verifier");
-    let code = match state.store.redeem_code(&secret::hash(code)).await? {
-        CodeRedemption::Fresh(code) => code,
+    let refresh = Secret::generate();
+    // Every check runs inside the store's transaction, before the code's
+    // single use is spent: a refused presentation (a wrong code_verifier,
+    // say) only counts against the code.
+    let check = |code: &store::AuthCode| -> OAuthResult<(Grant, RefreshToken)> {
+        check_code(client, form, code)?;
+        let now = store::now();
+        let grant = Grant {
+            id: Uuid::new_v4(),
+            client_id: code.client_id.clone(),
+            client_name: code.client_name.clone(),
+            redirect_uri: code.redirect_uri.clone(),
+            user_id: code.user_id,
+            org_id: code.org_id,
+            scope: code.scope,
+            resource: code.resource.clone(),
+            nonce: code.nonce.clone(),
+            created_at: now,
+            last_used_at: now,
+            revoked_at: None,
+        };
+        let first = new_refresh(state, &refresh, grant.id, None);
+        Ok((grant, first))
+    };
+    let grant = match state.store.redeem_code(&secret::hash(code), check).await? {
+        CodeRedemption::Redeemed(grant) => grant,
+        CodeRedemption::Refused(error) => return Err(error),
         CodeRedemption::Replayed => {
             // The grant the code produced was revoked by the store; tell this instance now.
             let _ = state.revoked.refresh(&state.store).await?;
@@ -140,6 +164,12 @@ async fn authorization_code(
             ));
         }
     };
+    tracing::info!(grant_id = %grant.id, client_id = %grant.client_id, "grant created");
+    token_response(state, &grant, &refresh, true).await
+}
+
+/// The checks of RFC 6749 §4.1.3 and RFC 7636 §4.6 on a stored code.
+fn check_code(client: &OAuthClient, form: &TokenForm, code: &store::AuthCode) -> OAuthResult<()> {
     if code.expires_at <= store::now() {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
@@ -158,7 +188,7 @@ async fn authorization_code(
             "redirect_uri does not match the authorization request",
         ));
     }
-    let Some(verifier) = verifier else {
+    let Some(verifier) = form.get("code_verifier") else {
         return Err(OAuthError::invalid_request("code_verifier is required"));
     };
     if !pkce::verify(verifier, &code.code_challenge) {
@@ -173,32 +203,7 @@ async fn authorization_code(
             "resource differs from the authorization request",
         ));
     }
-    let now = store::now();
-    let grant = Grant {
-        id: Uuid::new_v4(),
-        client_id: code.client_id.clone(),
-        client_name: code.client_name.clone(),
-        redirect_uri: code.redirect_uri.clone(),
-        user_id: code.user_id,
-        org_id: code.org_id,
-        scope: code.scope,
-        resource: code.resource.clone(),
-        nonce: code.nonce.clone(),
-        created_at: now,
-        last_used_at: now,
-        revoked_at: None,
-    };
-    let refresh = Secret::generate();
-    state
-        .store
-        .create_grant(
-            &grant,
-            &code.code_hash,
-            &new_refresh(state, &refresh, grant.id, None),
-        )
-        .await?;
-    tracing::info!(grant_id = %grant.id, client_id = %grant.client_id, "grant created");
-    token_response(state, &grant, &refresh, true).await
+    Ok(())
 }
 
 async fn refresh_token(

@@ -18,7 +18,10 @@ use uuid::Uuid;
 
 pub use models::*;
 
-use crate::identity::scope::{Role, ScopeSet};
+use crate::identity::{
+    email,
+    scope::{Role, ScopeSet},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,6 +35,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Existing users whose emails have one canonical form: one person with
+    /// two accounts. The operator merges or renames them, then migrates again.
+    #[error(
+        "users {0} have the same canonical email; merge or rename them, then run the migration again"
+    )]
+    DuplicateEmails(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -157,7 +166,82 @@ impl Store {
             Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
+        self.backfill_canonical_emails().await
+    }
+
+    /// Fills `users.email_canonical` for rows written before it existed. The
+    /// canonical form is computed in Rust (`identity::email::canonical`), so
+    /// SQL cannot backfill it. Two existing users with one canonical email
+    /// stop the start with [`StoreError::DuplicateEmails`] naming both,
+    /// rather than silently keeping one of them unreachable.
+    async fn backfill_canonical_emails(&self) -> Result<()> {
+        let pending: Vec<(Uuid, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, email FROM users WHERE email_canonical IS NULL"
+        )
+        .fetch_all(pool)
+        .await?);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let existing: Vec<(String, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT email_canonical, email FROM users WHERE email_canonical IS NOT NULL"
+        )
+        .fetch_all(pool)
+        .await?);
+        for (canonical, shown) in existing {
+            seen.entry(canonical).or_default().push(shown);
+        }
+        for (_, shown) in &pending {
+            seen.entry(email::canonical(shown))
+                .or_default()
+                .push(shown.clone());
+        }
+        let mut clashes: Vec<String> = seen
+            .into_values()
+            .filter(|emails| emails.len() > 1)
+            .map(|emails| emails.join(" and "))
+            .collect();
+        if !clashes.is_empty() {
+            clashes.sort();
+            return Err(StoreError::DuplicateEmails(clashes.join("; ")));
+        }
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (id, shown) in &pending {
+                sqlx::query("UPDATE users SET email_canonical = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(email::canonical(shown))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
+    }
+
+    /// The random secret named `name`, created on first use. Every instance
+    /// sharing the database reads the same value; racing creators agree
+    /// because only the first insert lands.
+    pub async fn server_secret(&self, name: &str) -> Result<String> {
+        let fresh = crate::identity::secret::Secret::generate();
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(name)
+        .bind(fresh.expose())
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(drop)?
+        });
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT value FROM server_secrets WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await?))
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -198,7 +282,9 @@ impl Store {
         .await?))
     }
 
-    /// Creates a user and its first membership in one transaction.
+    /// Creates a user and its first membership in one transaction. `email` is
+    /// stored as given (for display) and in its canonical form, which is
+    /// unique: another spelling of a taken address is a `Conflict`.
     pub async fn create_user(
         &self,
         email: &str,
@@ -215,10 +301,11 @@ impl Store {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO users (id, email, email_canonical, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(user.id)
             .bind(&user.email)
+            .bind(email::canonical(&user.email))
             .bind(&user.password_hash)
             .bind(user.created_at)
             .execute(&mut *tx)
@@ -240,11 +327,13 @@ impl Store {
         Ok(user)
     }
 
+    /// The user whose canonical email equals that of `email`.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let canonical = email::canonical(email);
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, User>(
-            "SELECT id, email, password_hash, created_at FROM users WHERE lower(email) = lower($1)"
+            "SELECT id, email, password_hash, created_at FROM users WHERE email_canonical = $1"
         )
-        .bind(email)
+        .bind(&canonical)
         .fetch_optional(pool)
         .await?))
     }
@@ -258,24 +347,63 @@ impl Store {
         .await?))
     }
 
-    /// Adds the user to the org, or changes their role there.
-    pub async fn set_membership(&self, user_id: Uuid, org_id: Uuid, role: Role) -> Result<()> {
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO memberships (user_id, org_id, role, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role"
-        )
-        .bind(user_id)
-        .bind(org_id)
-        .bind(role.as_str())
-        .bind(now())
-        .execute(pool)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => StoreError::Database(e),
+    /// Adds the user to the org, or changes their role there; never demotes
+    /// the org's last admin. Concurrent demotions are serialised on the org's
+    /// row (a no-op `UPDATE` locks it on PostgreSQL; SQLite's write
+    /// transaction is exclusive), so the admin count read next is current:
+    /// two admins demoting each other at once leave one of them admin.
+    pub async fn set_membership(
+        &self,
+        user_id: Uuid,
+        org_id: Uuid,
+        role: Role,
+    ) -> Result<RoleChange> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let org = sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+                .bind(org_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if org == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if role != Role::Admin {
+                let other_admins: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'admin' AND user_id <> $2",
+                )
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let is_admin: Option<String> = sqlx::query_scalar(
+                    "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2 AND role = 'admin'",
+                )
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if is_admin.is_some() && other_admins == 0 {
+                    return Ok(RoleChange::LastAdmin);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO memberships (user_id, org_id, role, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(user_id)
+            .bind(org_id)
+            .bind(role.as_str())
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+                _ => StoreError::Database(e),
+            })?;
+            tx.commit().await?;
+            Ok(RoleChange::Done)
         })
-        .map(drop)?);
-        Ok(())
     }
 
     pub async fn role(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Role>> {
@@ -485,22 +613,27 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a code used. A code presented a second time revokes the grant it
-    /// produced (RFC 9700 §4.5.3: a replay means the code leaked).
-    pub async fn redeem_code(&self, code_hash: &str) -> Result<CodeRedemption> {
+    /// Redeems an authorization code in one transaction: reads it, lets
+    /// `check` decide (client, redirect URI, PKCE, expiry), then marks it
+    /// used and stores the grant and its first refresh token — all or
+    /// nothing, so a crash can never burn a code without its grant.
+    ///
+    /// A refusal by `check` does not consume the code (a wrong
+    /// `code_verifier` must not let anyone burn someone else's code); it
+    /// counts a failure, and the [`MAX_CODE_FAILURES`]th kills the code. A
+    /// code presented after its use revokes the grant it produced (RFC 9700
+    /// §4.5.3: a replay means the code leaked); so does losing a race to
+    /// redeem it.
+    pub async fn redeem_code<E>(
+        &self,
+        code_hash: &str,
+        check: impl FnOnce(&AuthCode) -> Result<(Grant, RefreshToken), E>,
+    ) -> Result<CodeRedemption<E>> {
         let at = now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let claimed = sqlx::query(
-                "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
-            )
-            .bind(code_hash)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query(
-                "SELECT code_hash, client_id, client_name, user_id, org_id, redirect_uri, code_challenge, scope, resource, nonce, created_at, expires_at, grant_id
+                "SELECT code_hash, client_id, client_name, user_id, org_id, redirect_uri, code_challenge, scope, resource, nonce, created_at, expires_at, grant_id, used_at
                  FROM auth_codes WHERE code_hash = $1"
             )
             .bind(code_hash)
@@ -524,34 +657,59 @@ impl Store {
                 expires_at: row.try_get(11)?,
                 grant_id: row.try_get(12)?,
             };
-            if claimed == 1 {
+            let used_at: Option<i64> = row.try_get(13)?;
+            let claimed = if used_at.is_some() {
+                None
+            } else {
+                match check(&code) {
+                    Err(refusal) => {
+                        sqlx::query(
+                            "UPDATE auth_codes SET failed_attempts = failed_attempts + 1,
+                             used_at = CASE WHEN failed_attempts + 1 >= $3 THEN $2 ELSE used_at END
+                             WHERE code_hash = $1 AND used_at IS NULL",
+                        )
+                        .bind(code_hash)
+                        .bind(at)
+                        .bind(MAX_CODE_FAILURES)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        return Ok(CodeRedemption::Refused(refusal));
+                    }
+                    Ok((grant, refresh)) => {
+                        let n = sqlx::query(
+                            "UPDATE auth_codes SET used_at = $2, grant_id = $3 WHERE code_hash = $1 AND used_at IS NULL",
+                        )
+                        .bind(code_hash)
+                        .bind(at)
+                        .bind(grant.id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        (n == 1).then_some((grant, refresh))
+                    }
+                }
+            };
+            let Some((grant, refresh)) = claimed else {
+                // Used before, or by a racing request that committed first:
+                // read the grant that use produced, now committed.
+                let grant_id: Option<Uuid> =
+                    sqlx::query_scalar("SELECT grant_id FROM auth_codes WHERE code_hash = $1")
+                        .bind(code_hash)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if let Some(grant_id) = grant_id {
+                    sqlx::query(
+                        "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(grant_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                return Ok(CodeRedemption::Fresh(Box::new(code)));
-            }
-            if let Some(grant_id) = code.grant_id {
-                sqlx::query(
-                    "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(grant_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(CodeRedemption::Replayed)
-        })
-    }
-
-    /// Stores a new grant, its first refresh token, and links the code to it,
-    /// all or nothing.
-    pub async fn create_grant(
-        &self,
-        grant: &Grant,
-        code_hash: &str,
-        refresh: &RefreshToken,
-    ) -> Result<()> {
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+                return Ok(CodeRedemption::Replayed);
+            };
             sqlx::query(
                 "INSERT INTO grants (id, client_id, client_name, redirect_uri, user_id, org_id, scope, resource, nonce, created_at, last_used_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -569,14 +727,9 @@ impl Store {
             .bind(grant.last_used_at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE auth_codes SET grant_id = $2 WHERE code_hash = $1")
-                .bind(code_hash)
-                .bind(grant.id)
-                .execute(&mut *tx)
-                .await?;
             insert_refresh!(&mut *tx, refresh);
             tx.commit().await?;
-            Ok(())
+            Ok(CodeRedemption::Redeemed(Box::new(grant)))
         })
     }
 
@@ -649,7 +802,16 @@ impl Store {
     }
 
     /// Rotates a refresh token (RFC 9700 §4.14.2). The conditional UPDATE is the
-    /// arbiter between racing requests, so exactly one of them rotates.
+    /// arbiter between racing requests, so exactly one of them rotates; what
+    /// happens to the others is [`presented_token_outcome`].
+    ///
+    /// A family keeps one live branch: a token answered within the grace
+    /// period is a sibling of the first replacement (same parent), and the
+    /// first sibling to be used kills the others, so presenting a killed one
+    /// is reuse. The presented token's parent row and its own row are locked
+    /// (a no-op `UPDATE`, parent first) before anything is read, so on
+    /// PostgreSQL a grace answer and a sibling's first use are serialised
+    /// like they are by SQLite's write transaction.
     pub async fn rotate_refresh(
         &self,
         presented_hash: &str,
@@ -660,15 +822,28 @@ impl Store {
         let at = now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let row = sqlx::query_as::<_, (Uuid, i64, Option<i64>)>(
-                "SELECT grant_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(presented_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((grant_id, expires_at, rotated_at)) = row else {
+            let parent: Option<Option<String>> =
+                sqlx::query_scalar("SELECT parent_hash FROM refresh_tokens WHERE token_hash = $1")
+                    .bind(presented_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(parent) = parent else {
                 return Ok(Rotation::Invalid);
             };
+            for lock in parent.iter().map(String::as_str).chain([presented_hash]) {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = rotated_at WHERE token_hash = $1",
+                )
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let (grant_id, expires_at, rotated_at, killed_at) = sqlx::query_as::<_, (Uuid, i64, Option<i64>, Option<i64>)>(
+                "SELECT grant_id, expires_at, rotated_at, killed_at FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(presented_hash)
+            .fetch_one(&mut *tx)
+            .await?;
             let grant = sqlx::query(concat!(
                 "SELECT ",
                 grant_columns!(),
@@ -681,23 +856,35 @@ impl Store {
             if grant.revoked_at.is_some() || expires_at <= at {
                 return Ok(Rotation::Invalid);
             }
-            let claimed = sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
-                .bind(presented_hash)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let outcome_is_race = if claimed == 1 {
+            let claimed = killed_at.is_none()
+                && sqlx::query("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
+                    .bind(presented_hash)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            let replacement_used = if claimed {
                 false
             } else {
-                let rotated_at = rotated_at.unwrap_or(at);
-                let replacement_used: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM refresh_tokens WHERE parent_hash = $1 AND rotated_at IS NOT NULL"
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM refresh_tokens WHERE parent_hash = $1 AND (rotated_at IS NOT NULL OR killed_at IS NOT NULL)"
                 )
                 .bind(presented_hash)
                 .fetch_one(&mut *tx)
-                .await?;
-                if at - rotated_at > grace.as_secs() as i64 || replacement_used > 0 {
+                .await?
+                    > 0
+            };
+            let outcome = presented_token_outcome(Presented {
+                claimed,
+                killed: killed_at.is_some(),
+                rotated_at,
+                replacement_used,
+                now: at,
+                grace,
+            });
+            match outcome {
+                Outcome::Reused => {
                     sqlx::query(
                         "UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                     )
@@ -708,8 +895,20 @@ impl Store {
                     tx.commit().await?;
                     return Ok(Rotation::Reused { grant_id });
                 }
-                true
-            };
+                Outcome::Rotated => {
+                    if let Some(parent) = &parent {
+                        sqlx::query(
+                            "UPDATE refresh_tokens SET killed_at = $3 WHERE parent_hash = $1 AND token_hash <> $2 AND killed_at IS NULL",
+                        )
+                        .bind(parent)
+                        .bind(presented_hash)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Outcome::Raced => {}
+            }
             insert_refresh!(&mut *tx, replacement);
             if let Some(scope) = scope {
                 grant.scope = scope;
@@ -722,10 +921,9 @@ impl Store {
                 .await?;
             tx.commit().await?;
             grant.last_used_at = at;
-            Ok(if outcome_is_race {
-                Rotation::Raced(grant)
-            } else {
-                Rotation::Rotated(grant)
+            Ok(match outcome {
+                Outcome::Raced => Rotation::Raced(grant),
+                _ => Rotation::Rotated(grant),
             })
         })
     }
@@ -744,11 +942,12 @@ impl Store {
         }
     }
 
-    /// The grant behind a refresh token, if the token is current and live.
+    /// The grant behind a refresh token, if the token is current and live
+    /// (not rotated, and not killed by a sibling's use).
     pub async fn refresh_grant(&self, token_hash: &str) -> Result<Option<Grant>> {
         let grant_id: Option<Uuid> = on_pool!(self, |pool| {
             sqlx::query_scalar(
-            "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2 AND rotated_at IS NULL"
+            "SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2 AND rotated_at IS NULL AND killed_at IS NULL"
         )
         .bind(token_hash)
         .bind(now())
@@ -1000,6 +1199,50 @@ impl Store {
     }
 }
 
+/// What the store knows about a presented refresh token once its row is
+/// locked.
+#[derive(Debug, Clone, Copy)]
+struct Presented {
+    /// This request marked the token rotated: it was current.
+    claimed: bool,
+    /// A sibling (same parent) was used first; this branch is dead.
+    killed: bool,
+    rotated_at: Option<i64>,
+    /// A child of this token has since been used (or killed by its sibling's use).
+    replacement_used: bool,
+    now: i64,
+    grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The token was current: rotate it.
+    Rotated,
+    /// Just rotated by a racing request whose replacement is unused: answer
+    /// with a sibling of that replacement (the first sibling used wins).
+    Raced,
+    /// A token that can no longer be current came back: revoke the grant.
+    Reused,
+}
+
+/// Decides a presented refresh token's fate (RFC 9700 §4.14.2). Reuse is
+/// any presentation of a killed sibling, of a token rotated longer ago than
+/// the grace period, or of one whose replacement has been used.
+fn presented_token_outcome(p: Presented) -> Outcome {
+    if p.killed {
+        return Outcome::Reused;
+    }
+    if p.claimed {
+        return Outcome::Rotated;
+    }
+    let rotated_at = p.rotated_at.unwrap_or(p.now);
+    if p.now - rotated_at > p.grace.as_secs() as i64 || p.replacement_used {
+        Outcome::Reused
+    } else {
+        Outcome::Raced
+    }
+}
+
 fn client_from_row<R: Row>(r: &R) -> Result<Client>
 where
     usize: sqlx::ColumnIndex<R>,
@@ -1068,4 +1311,63 @@ where
         last_used_at: r.try_get(7)?,
         revoked_at: r.try_get(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presented(claimed: bool, rotated_ago: Option<i64>, replacement_used: bool) -> Presented {
+        Presented {
+            claimed,
+            killed: false,
+            rotated_at: rotated_ago.map(|ago| 1_000 - ago),
+            replacement_used,
+            now: 1_000,
+            grace: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn a_current_token_rotates() {
+        assert_eq!(
+            presented_token_outcome(presented(true, None, false)),
+            Outcome::Rotated
+        );
+    }
+
+    #[test]
+    fn a_racing_refresh_within_grace_gets_a_sibling() {
+        assert_eq!(
+            presented_token_outcome(presented(false, Some(5), false)),
+            Outcome::Raced
+        );
+        assert_eq!(
+            presented_token_outcome(presented(false, Some(60), false)),
+            Outcome::Raced
+        );
+    }
+
+    #[test]
+    fn an_old_token_after_the_grace_is_reuse() {
+        assert_eq!(
+            presented_token_outcome(presented(false, Some(61), false)),
+            Outcome::Reused
+        );
+    }
+
+    #[test]
+    fn an_old_token_after_its_replacement_was_used_is_reuse() {
+        assert_eq!(
+            presented_token_outcome(presented(false, Some(5), true)),
+            Outcome::Reused
+        );
+    }
+
+    #[test]
+    fn a_killed_sibling_is_reuse_even_within_grace() {
+        let mut p = presented(false, None, false);
+        p.killed = true;
+        assert_eq!(presented_token_outcome(p), Outcome::Reused);
+    }
 }

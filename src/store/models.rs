@@ -167,11 +167,31 @@ pub enum Rotation {
 
 /// What happened when an authorization code was presented.
 #[derive(Debug)]
-pub enum CodeRedemption {
-    Fresh(Box<AuthCode>),
+pub enum CodeRedemption<E> {
+    /// The code passed the caller's checks; its single use, the grant and the
+    /// grant's first refresh token were committed in one transaction.
+    Redeemed(Box<Grant>),
+    /// The caller's checks refused the code (a wrong `code_verifier`, say).
+    /// The code is not consumed but the failure is counted; after
+    /// [`MAX_CODE_FAILURES`] the code is dead.
+    Refused(E),
     /// Presented before; the grant it produced (if any) has been revoked.
     Replayed,
     Unknown,
+}
+
+/// Failed presentations after which an authorization code can no longer be
+/// redeemed: enough for a client bug to be retried, too few to guess a
+/// `code_verifier` (which has at least 256 bits anyway).
+pub const MAX_CODE_FAILURES: i64 = 5;
+
+/// The outcome of a role change (or a new membership).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Done,
+    /// Refused: the user is the organization's only admin, and an org with no
+    /// admin could never be managed again.
+    LastAdmin,
 }
 
 fn scope_string<S: serde::Serializer>(scope: &ScopeSet, s: S) -> Result<S::Ok, S::Error> {

@@ -6,13 +6,13 @@ use askama::Template;
 use axum::{
     Form,
     extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Redirect, Response},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{AppendHeaders, IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::{PageError, csrf, render, session};
-use crate::state::AppState;
+use super::{PageError, csrf, device, render, session, throttle::Origin};
+use crate::{identity, identity::mac::MacKey, state::AppState};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -54,6 +54,7 @@ fn safe_next(next: Option<&str>) -> &str {
 }
 
 fn page(
+    key: &MacKey,
     headers: &HeaderMap,
     secure: bool,
     next: &str,
@@ -61,7 +62,7 @@ fn page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token(headers, secure);
+    let (token, cookie) = csrf::token(key, headers, secure);
     let mut response = render(&LoginPage {
         next,
         csrf: &token,
@@ -78,6 +79,7 @@ pub async fn show(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     page(
+        &state.mac,
         &headers,
         state.config.issuer_is_https(),
         safe_next(q.next.as_deref()),
@@ -95,8 +97,9 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     let secure = state.config.issuer_is_https();
     let next = safe_next(form.next.as_deref());
-    if !csrf::verify(&headers, form.csrf.as_deref()) {
+    if !csrf::verify(&state.mac, &headers, form.csrf.as_deref()) {
         return Ok(page(
+            &state.mac,
             &headers,
             secure,
             next,
@@ -106,19 +109,39 @@ pub async fn submit(
         ));
     }
     let email = form.email.trim();
-    if let Some(wait) = state.login_throttle.blocked(email, peer.ip()) {
-        let minutes = wait.as_secs().div_ceil(60);
-        let message = format!("Too many failed attempts. Try again in {minutes} minute(s).");
-        return Ok(page(
+    // Throttled under the canonical form, so another spelling of the same
+    // address shares its counters.
+    let account = identity::email::canonical(email);
+    let origin = match device::known(&state.mac, &headers, &account) {
+        Some(id) => Origin::KnownDevice(id),
+        None => Origin::Address(peer.ip()),
+    };
+    if let Some(wait) = state.login_throttle.blocked(&account, &origin, peer.ip()) {
+        let seconds = wait.as_secs().max(1);
+        let message = format!(
+            "Too many failed attempts. Try again in {} minute(s).",
+            seconds.div_ceil(60)
+        );
+        let mut response = page(
+            &state.mac,
             &headers,
             secure,
             next,
             email,
             Some(&message),
             StatusCode::TOO_MANY_REQUESTS,
-        ));
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
     }
-    let user = state.store.user_by_email(email).await?;
+    // A malformed address names no account; it is still hashed below so it
+    // takes as long as any other failure.
+    let user = match identity::email::display_form(email) {
+        Ok(_) => state.store.user_by_email(email).await?,
+        Err(_) => None,
+    };
     let ok = state
         .passwords
         .verify(
@@ -127,9 +150,10 @@ pub async fn submit(
         )
         .await;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_throttle.failed(email, peer.ip());
+        state.login_throttle.failed(&account, &origin, peer.ip());
         tracing::info!(email, "sign-in failed");
         return Ok(page(
+            &state.mac,
             &headers,
             secure,
             next,
@@ -138,10 +162,18 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
         ));
     };
-    state.login_throttle.succeeded(email);
+    state.login_throttle.succeeded(&account, &origin);
     let cookie = session::start(&state, &user).await?;
+    let known_device = device::remember(&state.mac, &headers, &account, secure);
     tracing::info!(user_id = %user.id, "signed in");
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response())
+    Ok((
+        AppendHeaders([
+            (header::SET_COOKIE, cookie),
+            (header::SET_COOKIE, known_device),
+        ]),
+        Redirect::to(next),
+    )
+        .into_response())
 }
 
 #[derive(Template)]
@@ -158,7 +190,7 @@ pub struct LogoutForm {
 /// A link to `/logout` asks first: signing out is a state change, and a GET
 /// that did it could be triggered by any site the user visits.
 pub async fn confirm_logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (token, cookie) = csrf::token(&headers, state.config.issuer_is_https());
+    let (token, cookie) = csrf::token(&state.mac, &headers, state.config.issuer_is_https());
     csrf::with_cookie(render(&LogoutPage { csrf: &token }), cookie)
 }
 
@@ -167,7 +199,7 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, PageError> {
-    if !csrf::verify(&headers, form.csrf.as_deref()) {
+    if !csrf::verify(&state.mac, &headers, form.csrf.as_deref()) {
         let mut page = confirm_logout(State(state), headers).await;
         *page.status_mut() = StatusCode::FORBIDDEN;
         return Ok(page);

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod csrf;
+pub mod device;
 pub mod login;
 pub mod session;
 pub mod throttle;

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -89,11 +89,10 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, PageError> {
-    Console::verify_csrf(&headers, form.csrf.as_deref())?;
+    console.verify_csrf(form.csrf.as_deref())?;
     console.select(form.org.as_deref())?;
     let grant_id: Uuid = form
         .grant_id

@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -215,11 +215,10 @@ fn label(prefix: &str, id: &str) -> String {
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, PageError> {
-    Console::verify_csrf(&headers, form.csrf.as_deref())?;
+    console.verify_csrf(form.csrf.as_deref())?;
     console.select(Some(&form.org))?;
     let membership = console.require_org()?.clone();
     let requested = form.scopes();
@@ -294,11 +293,10 @@ pub async fn create(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, PageError> {
-    Console::verify_csrf(&headers, form.csrf.as_deref())?;
+    console.verify_csrf(form.csrf.as_deref())?;
     console.select(form.org.as_deref())?;
     if !state
         .store

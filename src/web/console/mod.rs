@@ -16,7 +16,7 @@ use askama::Template;
 use axum::{
     Router,
     extract::FromRequestParts,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts},
+    http::{HeaderValue, Method, StatusCode, request::Parts},
     middleware::map_response,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::{OwnScript, PageError, csrf, render, session};
 use crate::{
-    identity::scope::Role,
+    identity::{scope::Role, secret::constant_time_eq},
     state::AppState,
     store::{Membership, User},
 };
@@ -80,7 +80,8 @@ impl FromRequestParts<AppState> for Console {
             .memberships(user.id)
             .await
             .map_err(|e| PageError::from(e).into_response())?;
-        let (csrf, csrf_cookie) = csrf::token(&parts.headers, state.config.issuer_is_https());
+        let (csrf, csrf_cookie) =
+            csrf::token(&state.mac, &parts.headers, state.config.issuer_is_https());
         Ok(Console {
             user,
             memberships,
@@ -152,9 +153,10 @@ impl Console {
         Ok(m)
     }
 
-    /// Checks the double-submit token of a form post (see `web::csrf`).
-    pub fn verify_csrf(headers: &HeaderMap, submitted: Option<&str>) -> Result<(), PageError> {
-        if csrf::verify(headers, submitted) {
+    /// Checks the signed double-submit token of a form post (see
+    /// `web::csrf`): `self.csrf` was derived from this request's cookies.
+    pub fn verify_csrf(&self, submitted: Option<&str>) -> Result<(), PageError> {
+        if submitted.is_some_and(|s| constant_time_eq(s, &self.csrf)) {
             Ok(())
         } else {
             Err(PageError::forbidden(

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use crate::{
     admin::{self, AdminError},
     identity::scope::Role,
     state::AppState,
+    store::RoleChange,
     web::PageError,
 };
 
@@ -127,13 +128,8 @@ async fn page(
 
 /// The checks every member-changing form shares: a genuine form, from an
 /// admin of the org it names.
-fn authorize(
-    headers: &HeaderMap,
-    console: &mut Console,
-    csrf: Option<&str>,
-    org: &str,
-) -> Result<Uuid, PageError> {
-    Console::verify_csrf(headers, csrf)?;
+fn authorize(console: &mut Console, csrf: Option<&str>, org: &str) -> Result<Uuid, PageError> {
+    console.verify_csrf(csrf)?;
     console.select(Some(org))?;
     Ok(console.require_admin()?.org.id)
 }
@@ -144,11 +140,10 @@ fn parse_role(role: &str) -> Result<Role, String> {
 
 pub async fn add_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<AddForm>,
 ) -> Result<Response, PageError> {
-    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let org_id = authorize(&mut console, form.csrf.as_deref(), &form.org)?;
     let email = form.email.trim();
     let role = match parse_role(&form.role) {
         Ok(role) => role,
@@ -176,6 +171,7 @@ pub async fn add_member(
         );
         return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
     }
+    // A new member was not an admin, so this cannot be the last-admin case.
     state.store.set_membership(user.id, org_id, role).await?;
     tracing::info!(admin = %console.user.id, user_id = %user.id, %org_id, %role, "member added in the console");
     Ok(back_to("/console/org", &console, "member-added").into_response())
@@ -183,11 +179,10 @@ pub async fn add_member(
 
 pub async fn create_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, PageError> {
-    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let org_id = authorize(&mut console, form.csrf.as_deref(), &form.org)?;
     let role = match parse_role(&form.role) {
         Ok(role) => role,
         Err(message) => {
@@ -253,11 +248,10 @@ fn capitalize(s: &str) -> String {
 
 pub async fn set_role(
     State(state): State<AppState>,
-    headers: HeaderMap,
     mut console: Console,
     Form(form): Form<RoleForm>,
 ) -> Result<Response, PageError> {
-    let org_id = authorize(&headers, &mut console, form.csrf.as_deref(), &form.org)?;
+    let org_id = authorize(&mut console, form.csrf.as_deref(), &form.org)?;
     let role = match parse_role(&form.role) {
         Ok(role) => role,
         Err(message) => {
@@ -290,7 +284,15 @@ pub async fn set_role(
         );
         return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
     }
-    state.store.set_membership(user_id, org_id, role).await?;
+    // Checked again inside the store's transaction: two admins demoting each
+    // other at once both pass the check above.
+    if state.store.set_membership(user_id, org_id, role).await? == RoleChange::LastAdmin {
+        let message = format!(
+            "{} is the only admin of this organization. Make someone else an admin first.",
+            target.email
+        );
+        return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
+    }
     tracing::info!(admin = %console.user.id, %user_id, %org_id, %role, "role changed in the console");
     Ok(back_to("/console/org", &console, "role-changed").into_response())
 }
