@@ -83,10 +83,14 @@ impl AppState {
             .tcp_nodelay(true)
             .build()
             .expect("static client configuration");
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Ok(AppState {
             passwords: Passwords::new(config.max_concurrent_hashes),
             revoked: Arc::new(RevokedGrants::new(config.access_token_ttl)),
-            cimd: Arc::new(CimdCache::new(config.cimd_allow_loopback)),
+            cimd: Arc::new(CimdCache::new(
+                config.cimd_allow_loopback,
+                Arc::clone(&metrics),
+            )),
             registrations: Arc::new(registrations),
             login_throttle: Arc::new(LoginThrottle::default()),
             mac: Arc::new(MacKey::random()),
@@ -102,7 +106,7 @@ impl AppState {
             tools: Arc::new(tools),
             upstreams,
             identity_tokens: Arc::new(IdentityTokens::default()),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
         })
     }
 

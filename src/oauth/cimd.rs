@@ -65,6 +65,7 @@ pub struct CimdCache {
     fetches: Semaphore,
     /// Fetches actually sent, for tests and diagnostics.
     sent: std::sync::atomic::AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Deserialize)]
@@ -77,8 +78,9 @@ struct Document {
 }
 
 impl CimdCache {
-    pub fn new(allow_loopback: bool) -> CimdCache {
+    pub fn new(allow_loopback: bool, metrics: Arc<crate::metrics::Metrics>) -> CimdCache {
         CimdCache {
+            metrics,
             allow_loopback,
             entries: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
@@ -158,7 +160,9 @@ impl CimdCache {
             .map_err(|_| CimdError::Fetch("too many metadata fetches in progress".into()))?
             .expect("the semaphore is never closed");
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.fetch(client_id).await
+        let result = self.fetch(client_id).await;
+        self.metrics.cimd_fetch(result.is_ok());
+        result
     }
 
     async fn fetch(

@@ -107,6 +107,10 @@ pub async fn token(
         "authorization_code" => authorization_code(&state, &client, &form).await?,
         _ => refresh_token(&state, &client, &form).await?,
     };
+    state.metrics.token_issued(match grant_type {
+        "authorization_code" => "authorization_code",
+        _ => "refresh_token",
+    });
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),

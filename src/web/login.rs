@@ -117,6 +117,7 @@ pub async fn submit(
         None => Origin::Address(peer.ip()),
     };
     if let Some(wait) = state.login_throttle.blocked(&account, &origin, peer.ip()) {
+        state.metrics.rate_limited("sign_in");
         let seconds = wait.as_secs().max(1);
         let message = format!(
             "Too many failed attempts. Try again in {} minute(s).",
