@@ -11,6 +11,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
+pub mod request_id;
 pub mod state;
 pub mod store;
 pub mod web;
@@ -26,7 +27,10 @@ use axum::{
     routing::get,
 };
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+};
 
 pub use config::Config;
 pub use state::AppState;
@@ -134,6 +138,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track_http,
         ))
+        .layer(request_id::trace_layer())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(request_id::drop_malformed))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");

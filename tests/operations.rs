@@ -80,3 +80,46 @@ async fn metrics_count_requests_on_their_own_listener_with_bounded_labels() {
         .unwrap();
     assert_eq!(public.status(), 404);
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_callers_well_formed_one_is_kept() {
+    let server = TestServer::start().await;
+    let fresh = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let id = fresh.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let other = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(other.headers()["x-request-id"], id.as_str());
+
+    let kept = server
+        .http
+        .get(server.url("/nothing-here"))
+        .header("x-request-id", "trace-42.a:b_c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-42.a:b_c");
+
+    // Anything that could forge a log line is replaced.
+    for bad in ["a b", "x\"y", &"z".repeat(200)] {
+        let replaced = server
+            .http
+            .get(server.url("/healthz"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let echoed = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed, bad);
+        assert_eq!(echoed.len(), 36);
+    }
+}
