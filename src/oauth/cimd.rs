@@ -194,6 +194,12 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
         .client_name
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
+    // The name is stored with the grant; PostgreSQL refuses text with NUL.
+    if client_name.contains('\0') {
+        return Err(CimdError::Invalid(
+            "client_name must not contain NUL characters".into(),
+        ));
+    }
     let uris = doc
         .redirect_uris
         .filter(|u| !u.is_empty())
