@@ -32,7 +32,12 @@ use serde_json::{Value, json};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+/// The server binary: this build's, or `PORTCULLIS_BENCH_BIN` (for example a
+/// release binary driven by a quickly built debug client).
+fn server_binary() -> String {
+    std::env::var("PORTCULLIS_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_portcullis").to_owned())
+}
 
 struct Server {
     child: Child,
@@ -58,7 +63,7 @@ fn free_port() -> u16 {
 async fn start(dir: &std::path::Path, database_url: &str, env: &[(&str, String)]) -> Server {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(server_binary());
     command
         .env_clear()
         .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
