@@ -64,6 +64,16 @@ async fn nul_in_oauth_parameters_gets_the_endpoints_json_error_not_a_500() {
             "{path}"
         );
     }
+    let response = server
+        .http
+        .get(server.url("/userinfo?access_token=a%00b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        oauth_error(response).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
     // RFC 6749 §2.3.1: Basic credentials are form-encoded before base64.
     let basic = base64::engine::general_purpose::STANDARD.encode("a%00b:secret");
     let response = server
@@ -104,6 +114,10 @@ async fn nul_on_pages_gets_a_readable_page() {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body("name=a%00b&org=x&csrf=x"),
         browser.get(server.url("/console/activity?tool=a%00b")),
+        browser
+            .post(server.url("/consent"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("client_id=a%00b&csrf=x"),
     ];
     for request in pages {
         let response = request.send().await.unwrap();

@@ -291,6 +291,20 @@ mod tests {
     }
 
     #[test]
+    fn a_client_name_with_nul_is_refused() {
+        let url = "https://app.example/client.json";
+        let doc = |name: &str| Document {
+            client_id: url.into(),
+            client_name: Some(name.into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            token_endpoint_auth_method: None,
+            client_secret: None,
+        };
+        assert!(validate(url, doc("App")).is_ok());
+        assert!(validate(url, doc("A\0pp")).is_err());
+    }
+
+    #[test]
     fn cache_control_is_honoured_up_to_a_day() {
         assert_eq!(cache_ttl(Some("max-age=60")), Some(Duration::from_secs(60)));
         assert_eq!(cache_ttl(Some("public, max-age=999999")), Some(MAX_CACHE));
