@@ -85,7 +85,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Largest request body accepted by any endpoint.
     pub max_body_bytes: usize,
-    /// Concurrent argon2 hashes; bounds the CPU a login flood can take.
+    /// Concurrent argon2 hashes; bounds the CPU and memory a login flood can take.
     pub max_concurrent_hashes: usize,
     /// Where `/metrics` is served, never on the public listener; `"off"`
     /// turns it off.
@@ -101,6 +101,21 @@ pub struct Config {
     /// server logs them once at start.
     #[serde(skip)]
     pub ignored_env_vars: Vec<String>,
+    /// Time allowed for a request head, from accept or from its first byte.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Time allowed for a request body, from the end of its head.
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Open connections at once; at the cap the longest-idle one makes room.
+    pub max_connections: usize,
+    /// Dynamically registered clients that obtained no code within this time
+    /// are deleted (at the next registration).
+    #[serde(deserialize_with = "duration")]
+    pub unused_registration_ttl: Duration,
 }
 
 /// How log lines are written.
@@ -141,6 +156,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             allow_insecure_public_url: false,
             ignored_env_vars: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            unused_registration_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

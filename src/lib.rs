@@ -6,17 +6,19 @@ pub mod config;
 pub mod display_text;
 pub mod gateway;
 pub mod identity;
+pub mod input;
 pub mod keep_alive;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod request_id;
+pub mod serve;
 pub mod state;
 pub mod store;
 pub mod web;
 
-use std::{future::Future, net::SocketAddr};
+use std::future::Future;
 
 use axum::{
     Router,
@@ -122,9 +124,18 @@ pub fn app(state: AppState) -> Router {
             get(web::login::confirm_logout).post(web::login::logout),
         )
         .merge(web::console::router())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            input::refuse_unstorable_page,
+        ))
         .layer(middleware::from_fn(page_errors))
         .layer(middleware::from_fn(web::security_headers));
-    let public = oauth::public_router().layer(middleware::from_fn(oauth_errors));
+    let public = oauth::public_router()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            input::refuse_unstorable_oauth,
+        ))
+        .layer(middleware::from_fn(oauth_errors));
     Router::new()
         .merge(public)
         .merge(pages)
@@ -233,18 +244,19 @@ async fn page_errors(request: Request, next: Next) -> Response {
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then flushes the
-/// audit log so no recorded call is lost.
+/// audit log so no recorded call is lost. Connections are bounded in time and
+/// number by the configured limits ([`serve`]); handlers see the peer as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    serve::raise_fd_limit();
     let audit = state.audit.clone();
     let api_keys = state.api_keys.clone();
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = serve::ConnectionLimits::from_config(&state.config);
+    serve::serve(listener, app(state), limits, shutdown).await;
     audit.flush().await;
     api_keys.flush().await;
     Ok(())

@@ -74,13 +74,27 @@ impl Endpoint {
         let (parts, body) = request.into_parts();
         let bytes = match to_bytes(body, self.state.config.max_body_bytes).await {
             Ok(bytes) => bytes,
-            Err(_) => {
-                // JSON-RPC 2.0 §5.1: the id is unknown when the request was not read.
+            // JSON-RPC 2.0 §5.1: the id is unknown when the request was not read.
+            Err(e) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>());
+                let (status, message) = if too_large {
+                    (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "The request body is too large.",
+                    )
+                } else {
+                    // The body did not arrive within `body_read_timeout`.
+                    (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "The request body did not arrive in time.",
+                    )
+                };
                 return JsonRpcError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    status,
                     Value::Null,
                     JsonRpcError::INVALID_REQUEST,
-                    "The request body is too large.",
+                    message,
                 )
                 .into_response();
             }

@@ -21,7 +21,13 @@ use rmcp::{
 };
 use serde_json::Value;
 
-use super::{audit::Outcome, auth::Identity, gate, policy::ScopePolicy, tools};
+use super::{
+    audit::{self, Outcome},
+    auth::Identity,
+    gate,
+    policy::ScopePolicy,
+    tools,
+};
 use crate::{
     gateway::{
         self,
@@ -237,7 +243,10 @@ impl McpServer {
         args: serde_json::Map<String, Value>,
         started: Instant,
         backoff: Option<gate::UpstreamBackoff>,
+        destructive: bool,
     ) -> Result<CallToolResponse, ErrorData> {
+        // A destructive call's record says what it was asked to act on.
+        let detail = destructive.then(|| format!("arguments {}", Value::Object(args.clone())));
         let caller = Caller {
             user_id: who.user_id,
             org_id: who.org_id,
@@ -268,9 +277,9 @@ impl McpServer {
                 .upstream_call(&tool.upstream.name, status, started.elapsed());
         }
         let record = |outcome, status| {
-            state
-                .audit
-                .record(who, &tool.name, outcome, started.elapsed(), status)
+            let mut call = audit::entry(who, &tool.name, outcome, started.elapsed(), status);
+            call.detail = detail.clone();
+            self.write_audit(call, destructive)
         };
         match outcome {
             Forwarded::Success {
@@ -278,25 +287,37 @@ impl McpServer {
                 structured,
                 status,
             } => {
-                record(Outcome::Ok, Some(status));
+                record(Outcome::Ok, Some(status)).await;
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.structured_content = structured.map(Value::Object);
                 Ok(result.into())
             }
             Forwarded::Failure { message, status } => {
-                record(Outcome::Error, status);
+                record(Outcome::Error, status).await;
                 Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
             }
             Forwarded::RateLimited {
                 retry_after,
                 status,
             } => {
-                record(Outcome::RateLimited, Some(status));
+                record(Outcome::RateLimited, Some(status)).await;
                 if let Some(backoff) = backoff {
                     backoff.set(retry_after);
                 }
                 Err(gate::upstream_rate_limited(retry_after))
             }
+        }
+    }
+}
+
+impl McpServer {
+    /// Destructive calls are stored before the answer is sent; the rest are
+    /// written behind (README "Limits and hardening").
+    async fn write_audit(&self, call: crate::store::ToolCall, destructive: bool) {
+        if destructive {
+            self.state.audit.write_now(call).await;
+        } else {
+            self.state.audit.record_call(call);
         }
     }
 }
@@ -388,23 +409,35 @@ impl ServerHandler for McpServer {
             .into());
         }
         let tool = match &entry.runner {
-            Runner::Builtin => match tools::run(&self.state, &who, name, args).await {
-                Ok(value) => {
-                    audit(Outcome::Ok);
-                    CallToolResult::structured(value)
-                }
-                Err(tools::ToolFailure(message)) => {
-                    audit(Outcome::Error);
-                    CallToolResult::error(vec![ContentBlock::text(message)])
-                }
-            },
+            Runner::Builtin => {
+                let requested = args.get("id").and_then(Value::as_str).map(str::to_owned);
+                let (outcome, detail, result) =
+                    match tools::run(&self.state, &who, name, args).await {
+                        Ok(value) => (
+                            Outcome::Ok,
+                            tools::audit_detail(name, &value),
+                            CallToolResult::structured(value),
+                        ),
+                        Err(tools::ToolFailure(message)) => (
+                            Outcome::Error,
+                            requested.map(|id| format!("requested id {id}")),
+                            CallToolResult::error(vec![ContentBlock::text(message)]),
+                        ),
+                    };
+                let mut call = audit::entry(&who, name, outcome, started.elapsed(), None);
+                call.detail = detail;
+                self.write_audit(call, entry.destructive).await;
+                result
+            }
             Runner::Gateway(tool) => {
                 let backoff = context
                     .extensions
                     .get::<http::request::Parts>()
                     .and_then(|parts| parts.extensions.get::<gate::UpstreamBackoff>())
                     .cloned();
-                return self.forward(&who, tool, args, started, backoff).await;
+                return self
+                    .forward(&who, tool, args, started, backoff, entry.destructive)
+                    .await;
             }
         };
         Ok(tool.into())

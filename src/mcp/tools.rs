@@ -173,6 +173,12 @@ pub async fn run(
     name: &str,
     args: serde_json::Map<String, Value>,
 ) -> ToolResult {
+    // Ids and filters go into statements; PostgreSQL refuses text with NUL.
+    if args.values().any(crate::input::json_contains_nul) {
+        return Err(ToolFailure(
+            "Invalid arguments: text must not contain NUL characters.".into(),
+        ));
+    }
     match name {
         "whoami" => Ok(whoami(who)),
         "list_api_keys" => list_api_keys(state, who).await,
@@ -182,6 +188,26 @@ pub async fn run(
         "delete_api_key" => delete_api_key(state, who, parse(args)?).await,
         "delete_connected_app" => delete_connected_app(state, who, parse(args)?).await,
         other => Err(ToolFailure(format!("{other} is not implemented."))),
+    }
+}
+
+/// What a successful call acted on, for the audit record's `detail`: which
+/// key or app a `delete_*` call deleted.
+pub fn audit_detail(name: &str, result: &Value) -> Option<String> {
+    let text = |field: &str| result[field].as_str().unwrap_or_default().to_owned();
+    match name {
+        "delete_api_key" => Some(format!(
+            "deleted API key {} ({:?})",
+            text("id"),
+            text("name")
+        )),
+        "delete_connected_app" => Some(format!(
+            "deleted connected app {} (client {}, {:?})",
+            text("id"),
+            text("client_id"),
+            text("client_name")
+        )),
+        _ => None,
     }
 }
 

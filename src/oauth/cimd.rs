@@ -277,6 +277,12 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
         .client_name
         .and_then(|n| crate::display_text::clean(&n, 200))
         .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
+    // The name is stored with the grant; PostgreSQL refuses text with NUL.
+    if client_name.contains('\0') {
+        return Err(CimdError::Invalid(
+            "client_name must not contain NUL characters".into(),
+        ));
+    }
     let uris = doc
         .redirect_uris
         .filter(|u| !u.is_empty())
@@ -365,6 +371,20 @@ mod tests {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         assert!(is_public("93.184.216.34".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_client_name_with_nul_is_refused() {
+        let url = "https://app.example/client.json";
+        let doc = |name: &str| Document {
+            client_id: url.into(),
+            client_name: Some(name.into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            token_endpoint_auth_method: None,
+            client_secret: None,
+        };
+        assert!(validate(url, doc("App")).is_ok());
+        assert!(validate(url, doc("A\0pp")).is_err());
     }
 
     #[test]

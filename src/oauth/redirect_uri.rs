@@ -15,6 +15,12 @@ const FORBIDDEN_SCHEMES: [&str; 5] = ["javascript", "data", "file", "vbscript", 
 impl RedirectUri {
     pub fn parse(raw: &str) -> Result<RedirectUri, InvalidRedirectUri> {
         let bad = |why: &str| InvalidRedirectUri(format!("redirect_uri {raw:?} {why}"));
+        // The URL parser silently drops tabs and newlines, so the registered
+        // text would not be the URI that is matched; CR/LF could also split
+        // a header if the URI were ever echoed in one.
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad("must not contain control characters or whitespace"));
+        }
         let url = Url::parse(raw).map_err(|_| bad("is not an absolute URI"))?;
         if raw.contains('#') {
             return Err(bad("must not contain a fragment"));
@@ -116,6 +122,11 @@ mod tests {
             "http://evil.example/cb",
             "https://ok.example/cb#frag",
             "/relative",
+            "https://ok.example/cb\r\nSet-Cookie: x=1",
+            "https://ok.example/c\tb",
+            "http://127.0.0.1/cb\n",
+            "https://ok.example/c b",
+            "https://ok.example/\u{0}",
         ] {
             assert!(RedirectUri::parse(uri).is_err(), "{uri}");
         }

@@ -22,6 +22,9 @@ use crate::{
 
 pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
 const MAX_NAME_CHARS: usize = 200;
+/// Largest client metadata kept per registration, as stored JSON (README
+/// "Limits and hardening"): enough for 20 ordinary redirect URIs.
+pub const MAX_METADATA_BYTES: usize = 4096;
 
 #[derive(Deserialize)]
 struct Request {
@@ -121,6 +124,20 @@ pub async fn register(
         if let Some(value) = value {
             echoed[key] = Value::String(value);
         }
+    }
+    if echoed.to_string().len() > MAX_METADATA_BYTES {
+        return Err(metadata_error(
+            "invalid_client_metadata",
+            format!("client metadata must not exceed {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
+    // Registrations never used expire; removing them here bounds what one
+    // caller can keep stored to what it registered within the TTL.
+    let unused_before = issued_at - state.config.unused_registration_ttl.as_secs() as i64;
+    match state.store.delete_unused_clients(unused_before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "unused client registrations expired"),
+        Err(e) => tracing::warn!(error = %e, "could not expire unused client registrations"),
     }
     let client = Client {
         client_id: client_id.clone(),

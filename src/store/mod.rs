@@ -128,6 +128,28 @@ fn conflict(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Longest audit text field kept (tool name, source, client or key id), in characters.
+pub const AUDIT_TEXT_CHARS: usize = 200;
+/// Longest audit `detail` kept, in characters.
+pub const AUDIT_DETAIL_CHARS: usize = 1000;
+
+/// `text` as the store can hold it: NUL (which PostgreSQL refuses in text)
+/// becomes U+FFFD, and anything past `max_chars` characters is cut at a
+/// character boundary and marked with `…`, so one caller cannot grow a table
+/// without bound.
+pub fn storable(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -558,6 +580,24 @@ impl Store {
         .iter()
         .map(client_from_row)
         .collect::<Result<Vec<_>>>()?
+        }))
+    }
+
+    /// Deletes dynamically registered clients created at or before `before`
+    /// (Unix seconds) that never obtained an authorization code, so never a
+    /// grant either; returns how many. Metadata-document clients are never
+    /// stored, so never touched.
+    pub async fn delete_unused_clients(&self, before: i64) -> Result<u64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query(
+                "DELETE FROM clients WHERE created_at <= $1
+                 AND NOT EXISTS (SELECT 1 FROM auth_codes a WHERE a.client_id = clients.client_id)
+                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id)",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected()
         }))
     }
 
@@ -1112,30 +1152,34 @@ impl Store {
 
     // ---- audit ----
 
+    /// Writes `calls` in one statement: all or none. Text is made storable
+    /// first ([`storable`]: NUL replaced, lengths capped per
+    /// [`AUDIT_TEXT_CHARS`]), so a caller's tool name can never make the
+    /// statement fail.
     pub async fn insert_tool_calls(&self, calls: &[ToolCall]) -> Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let short = |s: &str| storable(s, AUDIT_TEXT_CHARS);
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for c in calls {
-                sqlx::query(
-                    "INSERT INTO tool_calls (id, at, org_id, user_id, source, client_id, api_key_id, tool, outcome, duration_ms, upstream_status, detail)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                )
-                .bind(c.id)
-                .bind(c.at)
-                .bind(c.org_id)
-                .bind(c.user_id)
-                .bind(&c.source)
-                .bind(&c.client_id)
-                .bind(&c.api_key_id)
-                .bind(&c.tool)
-                .bind(&c.outcome)
-                .bind(c.duration_ms)
-                .bind(c.upstream_status)
-                .bind(&c.detail)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO tool_calls (id, at, org_id, user_id, source, client_id, api_key_id, tool, outcome, duration_ms, upstream_status, detail) ",
+            );
+            insert.push_values(calls, |mut row, c| {
+                row.push_bind(c.id)
+                    .push_bind(c.at)
+                    .push_bind(c.org_id)
+                    .push_bind(c.user_id)
+                    .push_bind(short(&c.source))
+                    .push_bind(c.client_id.as_deref().map(short))
+                    .push_bind(c.api_key_id.as_deref().map(short))
+                    .push_bind(short(&c.tool))
+                    .push_bind(short(&c.outcome))
+                    .push_bind(c.duration_ms)
+                    .push_bind(c.upstream_status)
+                    .push_bind(c.detail.as_deref().map(|d| storable(d, AUDIT_DETAIL_CHARS)));
+            });
+            insert.build().execute(pool).await?;
         });
         Ok(())
     }
