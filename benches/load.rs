@@ -17,8 +17,9 @@
 //! - the gateway: a catalog tool at 1,000 calls/s against calling its
 //!   upstream directly at the same rate.
 //!
-//! Environment: `PORTCULLIS_BENCH_SECS` (seconds per measurement, default 5)
-//! and `PORTCULLIS_BENCH_FLOOD` (credentials per flood, default 100,000).
+//! Environment: `PORTCULLIS_BENCH_SECS` (seconds per measurement, default 5),
+//! `PORTCULLIS_BENCH_FLOOD` (credentials per flood, default 100,000) and
+//! `PORTCULLIS_BENCH_SETTLE` (seconds to wait after the floods, default 65).
 //! Client and server share the machine's cores, so absolute throughput is a
 //! lower bound; the ratios against the baselines are the figures to compare.
 
@@ -777,10 +778,14 @@ fn drive() {
             memory(pid).0
         );
         // Memory once the caches' entries have expired (60 s for tokens).
-        tokio::time::sleep(Duration::from_secs(65)).await;
+        let settle = std::env::var("PORTCULLIS_BENCH_SETTLE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(65);
+        tokio::time::sleep(Duration::from_secs(settle)).await;
         request(&client, &legit).send().await.unwrap();
         println!(
-            "server RSS 65 s after the floods: {:.1} MiB (peak over the run {:.1} MiB)",
+            "server RSS {settle} s after the floods: {:.1} MiB (peak over the run {:.1} MiB)",
             memory(pid).0,
             memory(pid).1
         );
