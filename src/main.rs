@@ -5,6 +5,11 @@ use portcullis::{Config, admin, identity::passwords::Passwords, oauth::keys::Key
 use serde_json::Value;
 use uuid::Uuid;
 
+/// mimalloc when built with the `mimalloc` feature (README, "Performance").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",

@@ -9,7 +9,7 @@ use crate::{
     mcp::{
         apikeys::ApiKeyCache,
         audit::AuditLog,
-        cache::TtlCache,
+        cache::{self, CredentialKey},
         members::MemberCache,
         policy::ScopePolicy,
         server::{NameClash, ToolSet, Tools},
@@ -25,6 +25,16 @@ use crate::{
 const MCP_CACHE_TTL: Duration = Duration::from_secs(5);
 /// How long a verified access token is remembered (never past its `exp`).
 const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(60);
+/// The most verified access tokens remembered at once (about 0.5 KiB each):
+/// past it, rarely seen tokens are evicted, so a flood of distinct valid
+/// tokens costs RSA verifications but neither memory nor a slower cache.
+pub const MAX_VERIFIED_TOKENS: u64 = 20_000;
+/// How long a registered client's row is reused at the token, revocation and
+/// introspection endpoints: the bound on how late a client revocation made
+/// elsewhere takes effect here.
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
+/// The most registered clients kept at once.
+pub const MAX_CACHED_CLIENTS: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -44,7 +54,11 @@ pub struct AppState {
     /// Access tokens whose signature and claims were verified recently, so
     /// the hot path skips RSA verification; expiry and revocation are still
     /// checked on every request.
-    pub verified_tokens: Arc<TtlCache<String, Arc<AccessClaims>>>,
+    /// Keyed by the token's SHA-256 digest; bounded by [`MAX_VERIFIED_TOKENS`].
+    pub verified_tokens: moka::sync::Cache<CredentialKey, Arc<AccessClaims>>,
+    /// Registered clients by `client_id`, as `OAuthClient::resolve` found
+    /// them (revoked ones included, so revocation is still answered).
+    pub clients: moka::sync::Cache<String, Arc<crate::store::Client>>,
     pub policy: Arc<ScopePolicy>,
     pub tool_calls: Arc<TokenBuckets<String>>,
     pub audit: AuditLog,
@@ -96,7 +110,8 @@ impl AppState {
             mac: Arc::new(MacKey::random()),
             api_keys: Arc::new(ApiKeyCache::start(store.clone(), MCP_CACHE_TTL)),
             members: Arc::new(MemberCache::new(MCP_CACHE_TTL)),
-            verified_tokens: Arc::new(TtlCache::new(VERIFIED_TOKEN_TTL)),
+            verified_tokens: cache::bounded(VERIFIED_TOKEN_TTL, MAX_VERIFIED_TOKENS),
+            clients: cache::bounded(CLIENT_CACHE_TTL, MAX_CACHED_CLIENTS),
             policy: Arc::new(policy),
             tool_calls: Arc::new(tool_calls),
             audit: AuditLog::start(store.clone()),

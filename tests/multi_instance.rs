@@ -113,3 +113,50 @@ async fn revocation_and_key_rotation_reach_the_other_instance_within_the_poll() 
         poll * 2 + Duration::from_secs(1)
     );
 }
+
+#[tokio::test]
+async fn a_token_signed_with_a_key_rotated_elsewhere_verifies_at_once() {
+    let a = TestServer::start().await;
+    let shared = a.state.config.clone();
+    // B never polls during the test: only the unknown `kid` can make it
+    // re-read the keys directory.
+    let b = TestServer::start_with(|c| {
+        c.public_url = shared.public_url.clone();
+        c.database_url = shared.database_url.clone();
+        c.keys_dir = shared.keys_dir.clone();
+        c.revocation_poll = Duration::from_secs(3600);
+    })
+    .await;
+    let public_host = a.base.trim_start_matches("http://").to_owned();
+    let org = a.org("Acme").await;
+    let user = a.user(org, Role::Member).await;
+    let tokens = a.oauth_tokens(&user, "mcp:read").await;
+    assert_eq!(
+        whoami_status(&b, &public_host, &tokens.access_token).await,
+        200
+    );
+
+    let kid =
+        portcullis::oauth::keys::Keys::rotate(&shared.keys_dir, Duration::from_secs(7200)).unwrap();
+    a.state.keys.reload_if_changed().unwrap();
+    let (status, refreshed) = a
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &tokens.refresh_token),
+            ("client_id", &tokens.client_id),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    let fresh = refreshed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&fresh).unwrap().kid.as_deref(),
+        Some(kid.as_str())
+    );
+    assert!(b.state.keys.get(&kid).is_none(), "B has not polled");
+    assert_eq!(
+        whoami_status(&b, &public_host, &fresh).await,
+        200,
+        "B reloads the keys directory on the unknown kid"
+    );
+    assert!(b.state.keys.get(&kid).is_some());
+}

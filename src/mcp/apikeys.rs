@@ -1,5 +1,6 @@
-//! API-key lookups for the MCP hot path. Key rows are cached by id for a few
-//! seconds (so a revocation anywhere takes effect within the TTL), and the
+//! API-key lookups for the MCP hot path. Key rows are cached by a digest of
+//! their id for a few seconds (so a revocation anywhere takes effect within
+//! the TTL), at most [`MAX_CACHED_KEYS`] of them, and the
 //! `last_used_at` bookkeeping is written behind in batches instead of costing
 //! an UPDATE per request.
 
@@ -9,8 +10,12 @@ use std::{
     time::Duration,
 };
 
-use super::cache::TtlCache;
+use super::cache::{self, CredentialKey};
 use crate::store::{self, ApiKey, Store};
+
+/// The most API-key lookups (found or not) kept at once: a scan with random
+/// keys evicts entries instead of growing memory.
+pub const MAX_CACHED_KEYS: u64 = 20_000;
 
 /// How often pending `last_used_at` updates are written.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -19,7 +24,8 @@ pub struct ApiKeyCache {
     store: Store,
     /// `None` caches "no such key" too, so garbage keys cannot force a query
     /// per request.
-    keys: TtlCache<String, Option<Arc<ApiKey>>>,
+    keys: moka::sync::Cache<CredentialKey, Option<Arc<ApiKey>>>,
+    ttl: Duration,
     pending_touches: Arc<Mutex<HashMap<String, i64>>>,
 }
 
@@ -28,7 +34,8 @@ impl ApiKeyCache {
     pub fn start(store: Store, ttl: Duration) -> ApiKeyCache {
         let cache = ApiKeyCache {
             store,
-            keys: TtlCache::new(ttl),
+            keys: cache::bounded(ttl, MAX_CACHED_KEYS),
+            ttl,
             pending_touches: Arc::default(),
         };
         let store = cache.store.clone();
@@ -46,22 +53,23 @@ impl ApiKeyCache {
 
     /// How long a revoked key may keep working on this instance.
     pub fn ttl(&self) -> Duration {
-        self.keys.ttl()
+        self.ttl
     }
 
     /// The key row (revoked or not) with this id, if any.
     pub async fn get(&self, id: &str) -> store::Result<Option<Arc<ApiKey>>> {
-        if let Some(cached) = self.keys.get(id) {
+        let cache_key = cache::credential_key(id);
+        if let Some(cached) = self.keys.get(&cache_key) {
             return Ok(cached);
         }
         let key = self.store.api_key(id).await?.map(Arc::new);
-        self.keys.insert(id.to_owned(), key.clone());
+        self.keys.insert(cache_key, key.clone());
         Ok(key)
     }
 
     /// Drops a key this instance just revoked, so it stops here at once.
     pub fn forget(&self, id: &str) {
-        self.keys.remove(id);
+        self.keys.invalidate(&cache::credential_key(id));
     }
 
     pub fn record_use(&self, id: &str) {

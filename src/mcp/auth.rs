@@ -201,25 +201,9 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
 }
 
 /// The token's claims, from the verified-token cache or by full verification.
-/// A cached entry is the exact token string verified before, so only its
-/// expiry can have changed since.
 fn verified_claims(state: &AppState, token: &str) -> Result<Arc<jwt::AccessClaims>, Failure> {
-    if let Some(claims) = state.verified_tokens.get(token) {
-        if claims.exp + jwt::LEEWAY_SECS as i64 > crate::store::now() {
-            return Ok(claims);
-        }
-        return Err(Failure::invalid_token(
-            "The access token is not valid: ExpiredSignature.",
-        ));
-    }
-    let config = &state.config;
-    let claims = jwt::verify_access_token(&state.keys, token, config.issuer(), &config.resource())
-        .map_err(|e| Failure::invalid_token(format!("The access token is not valid: {e}.")))?;
-    let claims = Arc::new(claims);
-    state
-        .verified_tokens
-        .insert(token.to_owned(), Arc::clone(&claims));
-    Ok(claims)
+    jwt::verify_access_token_cached(state, token)
+        .map_err(|e| Failure::invalid_token(format!("The access token is not valid: {e}.")))
 }
 
 async fn from_api_key(

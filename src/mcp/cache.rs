@@ -1,62 +1,36 @@
-//! A small time-bounded cache for the authentication hot path. Entries expire
-//! after a fixed TTL, which is the bound on how long a change in the database
-//! (a revoked key, a changed role) can go unnoticed by this instance.
+//! Bounded, time-limited caches for the authentication hot path, built on
+//! `moka`. Every entry expires after a fixed TTL, which is the bound on how
+//! long a change in the database (a revoked key, a changed role) can go
+//! unnoticed by this instance, and every cache holds at most a fixed number
+//! of entries (README, "Performance"): a flood of distinct credentials evicts
+//! rarely used entries (TinyLFU admission keeps the frequently used ones)
+//! without scanning the map under a lock, and cannot grow memory past the
+//! bound.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::{hash::Hash, time::Duration};
 
-/// Entries beyond this trigger a sweep of expired ones, bounding memory when
-/// many distinct keys are presented (for example a scan with random keys).
-const SWEEP_ABOVE: usize = 50_000;
+use sha2::{Digest, Sha256};
 
-/// A small time-bounded map; see the module docs.
-pub struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: RwLock<HashMap<K, (Instant, V)>>,
+/// A cache key derived from a credential: its SHA-256 digest, so the cache
+/// never holds a usable token or key and every key has the same small size.
+pub type CredentialKey = [u8; 32];
+
+/// The SHA-256 digest of `credential`, the key it is cached under.
+pub fn credential_key(credential: &str) -> CredentialKey {
+    Sha256::digest(credential.as_bytes()).into()
 }
 
-impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
-    pub fn new(ttl: Duration) -> Self {
-        TtlCache {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-        }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    pub fn get<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let entries = self.entries.read().expect("lock");
-        let (stored, value) = entries.get(key)?;
-        (stored.elapsed() < self.ttl).then(|| value.clone())
-    }
-
-    pub fn insert(&self, key: K, value: V) {
-        let mut entries = self.entries.write().expect("lock");
-        if entries.len() >= SWEEP_ABOVE {
-            let ttl = self.ttl;
-            entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    pub fn remove<Q>(&self, key: &Q)
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.entries.write().expect("lock").remove(key);
-    }
+/// A concurrent cache of at most `max_entries` entries, each dropped `ttl`
+/// after it was inserted.
+pub fn bounded<K, V>(ttl: Duration, max_entries: u64) -> moka::sync::Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(max_entries)
+        .time_to_live(ttl)
+        .build()
 }
 
 #[cfg(test)]
@@ -65,10 +39,26 @@ mod tests {
 
     #[test]
     fn entries_expire() {
-        let cache = TtlCache::new(Duration::from_millis(20));
+        let cache = bounded(Duration::from_millis(20), 10);
         cache.insert("a", 1);
         assert_eq!(cache.get(&"a"), Some(1));
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(cache.get(&"a"), None);
+    }
+
+    #[test]
+    fn the_entry_count_stays_within_the_bound() {
+        let cache = bounded(Duration::from_secs(60), 100);
+        for i in 0..10_000u32 {
+            cache.insert(credential_key(&i.to_string()), i);
+        }
+        cache.run_pending_tasks();
+        assert!(cache.entry_count() <= 100, "{}", cache.entry_count());
+    }
+
+    #[test]
+    fn credential_keys_are_digests() {
+        assert_eq!(credential_key("t"), credential_key("t"));
+        assert_ne!(credential_key("t"), credential_key("u"));
     }
 }

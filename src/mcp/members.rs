@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::cache::TtlCache;
+use super::cache;
 use crate::{
     identity::scope::Role,
     store::{self, Store},
 };
+
+/// The most (user, org) memberships kept at once.
+pub const MAX_CACHED_MEMBERSHIPS: u64 = 20_000;
 
 #[derive(Debug, Clone)]
 pub struct Membership {
@@ -22,13 +25,13 @@ pub struct Membership {
 pub struct MemberCache {
     /// `None` remembers that the user is not a member, so a removed user's
     /// still-valid token does not cost a query per request either.
-    entries: TtlCache<(Uuid, Uuid), Option<Membership>>,
+    entries: moka::sync::Cache<(Uuid, Uuid), Option<Membership>>,
 }
 
 impl MemberCache {
     pub fn new(ttl: Duration) -> MemberCache {
         MemberCache {
-            entries: TtlCache::new(ttl),
+            entries: cache::bounded(ttl, MAX_CACHED_MEMBERSHIPS),
         }
     }
 

@@ -43,24 +43,38 @@ impl OAuthClient {
                 from_metadata_document: true,
             });
         }
-        let client = state
-            .store
-            .client(client_id)
-            .await?
-            .ok_or(ClientError::Unknown)?;
+        // Registered clients are read through a short-lived cache (AppState's
+        // `clients`): every token, revocation and introspection request
+        // names one.
+        let client = match state.clients.get(client_id) {
+            Some(client) => client,
+            None => {
+                let client = std::sync::Arc::new(
+                    state
+                        .store
+                        .client(client_id)
+                        .await?
+                        .ok_or(ClientError::Unknown)?,
+                );
+                state
+                    .clients
+                    .insert(client_id.to_owned(), std::sync::Arc::clone(&client));
+                client
+            }
+        };
         if client.revoked_at.is_some() {
             return Err(ClientError::Revoked);
         }
         Ok(OAuthClient {
-            client_id: client.client_id,
-            name: client.client_name,
+            client_id: client.client_id.clone(),
+            name: client.client_name.clone(),
             // Stored URIs were validated at registration.
             redirect_uris: client
                 .redirect_uris
                 .iter()
                 .filter_map(|u| RedirectUri::parse(u).ok())
                 .collect(),
-            secret_hash: client.secret_hash,
+            secret_hash: client.secret_hash.clone(),
             from_metadata_document: false,
         })
     }

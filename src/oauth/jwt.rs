@@ -1,7 +1,7 @@
 //! JWT access tokens (RFC 9068) and OpenID Connect ID tokens, signed RS256
 //! with the active key and verified by `kid`.
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -57,13 +57,9 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// Signs `claims` as an RS256 JWT with the active key and header `typ`.
 pub fn sign<T: Serialize>(keys: &Keys, typ: &str, claims: &T) -> String {
-    let key = keys.active();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some(typ.to_owned());
-    jsonwebtoken::encode(&header, claims, &key.encoding)
-        .expect("RS256 signing with a loaded key cannot fail")
+    keys.active().sign_jwt(typ, claims)
 }
 
 pub fn access_token(keys: &Keys, claims: &AccessClaims) -> String {
@@ -79,6 +75,34 @@ pub fn verify_access_token(
     audience: &str,
 ) -> Result<AccessClaims, TokenError> {
     verify(keys, token, issuer, audience, true)
+}
+
+/// [`verify_access_token`] through the verified-token cache of `state`
+/// (README, "Performance"). A cached entry stands for the exact token verified
+/// before (it is keyed by the token's SHA-256 digest), so only its expiry can
+/// have changed since, and that is checked here; revocation is the caller's.
+pub fn verify_access_token_cached(
+    state: &crate::state::AppState,
+    token: &str,
+) -> Result<std::sync::Arc<AccessClaims>, TokenError> {
+    let key = crate::mcp::cache::credential_key(token);
+    if let Some(claims) = state.verified_tokens.get(&key) {
+        if claims.exp + LEEWAY_SECS as i64 > crate::store::now() {
+            return Ok(claims);
+        }
+        return Err(TokenError::Invalid("ExpiredSignature".into()));
+    }
+    let config = &state.config;
+    let claims = std::sync::Arc::new(verify_access_token(
+        &state.keys,
+        token,
+        config.issuer(),
+        &config.resource(),
+    )?);
+    state
+        .verified_tokens
+        .insert(key, std::sync::Arc::clone(&claims));
+    Ok(claims)
 }
 
 /// For revocation, where an expired token of ours must still be recognised.
@@ -113,7 +137,7 @@ fn verify(
     let key = header
         .kid
         .as_deref()
-        .and_then(|kid| keys.get(kid))
+        .and_then(|kid| keys.get_or_reload(kid))
         .ok_or(TokenError::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

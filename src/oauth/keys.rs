@@ -6,21 +6,29 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant, SystemTime},
 };
 
 use aws_lc_rs::{
     encoding::AsDer,
+    rand::SystemRandom,
     rsa::{KeyPair, KeySize},
-    signature::KeyPair as _,
+    signature::{KeyPair as _, RSA_PKCS1_SHA256},
 };
 use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
+use serde::Serialize;
 use serde_json::{Value, json};
+
+/// The least time between two reloads forced by a token naming a `kid` this
+/// instance does not know: another instance may have rotated (README,
+/// "Running several instances"), but a stream of garbage `kid`s must not turn
+/// into a directory read per request.
+const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -33,11 +41,45 @@ pub enum KeyError {
     Invalid { kid: String, message: String },
 }
 
+/// One RS256 key, parsed once when the keys directory is read: signing and
+/// verifying never re-parse or re-check the key material.
 pub struct SigningKey {
     pub kid: String,
-    pub encoding: EncodingKey,
+    /// The private key, parsed and checked once (jsonwebtoken's
+    /// `EncodingKey` keeps DER bytes and re-parses them on every signature).
+    signer: KeyPair,
     pub decoding: DecodingKey,
     jwk: Value,
+}
+
+impl SigningKey {
+    /// A compact JWS (RFC 7515 §7.1) over `claims`: RS256, this key's `kid`
+    /// and the given `typ`, byte-for-byte what `jsonwebtoken::encode` makes.
+    pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        let header = serde_json::to_vec(&header).expect("a header always serializes");
+        let claims = serde_json::to_vec(claims).expect("claims are plain data");
+        let mut jwt = String::with_capacity(
+            (header.len() + claims.len() + self.signer.public_modulus_len()) * 4 / 3 + 8,
+        );
+        URL_SAFE_NO_PAD.encode_string(&header, &mut jwt);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut jwt);
+        let mut signature = vec![0; self.signer.public_modulus_len()];
+        self.signer
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                jwt.as_bytes(),
+                &mut signature,
+            )
+            .expect("RS256 signing with a loaded key cannot fail");
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jwt);
+        jwt
+    }
 }
 
 struct KeySet {
@@ -50,6 +92,11 @@ struct KeySet {
 pub struct Keys {
     dir: PathBuf,
     set: RwLock<KeySet>,
+    /// When a token with an unknown `kid` last forced a reload; held while
+    /// reloading, so concurrent callers wait for one read instead of each
+    /// reading the directory.
+    forced_reload: Mutex<Option<Instant>>,
+    reload_interval: Duration,
 }
 
 impl Keys {
@@ -63,6 +110,8 @@ impl Keys {
         Ok(Keys {
             dir: dir.to_owned(),
             set: RwLock::new(set),
+            forced_reload: Mutex::new(None),
+            reload_interval: UNKNOWN_KID_RELOAD_INTERVAL,
         })
     }
 
@@ -94,6 +143,32 @@ impl Keys {
 
     pub fn get(&self, kid: &str) -> Option<Arc<SigningKey>> {
         self.set.read().expect("lock").all.get(kid).cloned()
+    }
+
+    /// The key `kid`, re-reading the directory first when it is unknown: a
+    /// key rotated in by another instance sharing the directory verifies at
+    /// once instead of after the next poll. Forced reloads are single-flight
+    /// and at most one per [`UNKNOWN_KID_RELOAD_INTERVAL`]; a failed read is
+    /// logged and the current keys stay.
+    pub fn get_or_reload(&self, kid: &str) -> Option<Arc<SigningKey>> {
+        if let Some(key) = self.get(kid) {
+            return Some(key);
+        }
+        let mut last = self.forced_reload.lock().expect("lock");
+        // Another caller may have reloaded while this one waited.
+        if let Some(key) = self.get(kid) {
+            return Some(key);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.reload_interval) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        match read_set(&self.dir) {
+            Ok(set) => *self.set.write().expect("lock") = set,
+            Err(e) => tracing::warn!(error = %e, "could not reload signing keys"),
+        }
+        drop(last);
+        self.get(kid)
     }
 
     pub fn jwks(&self) -> Value {
@@ -220,8 +295,6 @@ fn load_key(kid: &str, pem: &str) -> Result<SigningKey, KeyError> {
     if n.len() < 256 {
         return Err(invalid("RSA keys must be 2048 bits or larger"));
     }
-    let encoding =
-        EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| invalid(&e.to_string()))?;
     let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
     let jwk = json!({
         "kty": "RSA",
@@ -233,7 +306,7 @@ fn load_key(kid: &str, pem: &str) -> Result<SigningKey, KeyError> {
     });
     Ok(SigningKey {
         kid: kid.to_owned(),
-        encoding,
+        signer: pair,
         decoding,
         jwk,
     })
@@ -281,5 +354,70 @@ mod tests {
             .map(|k| k["kid"].as_str().unwrap())
             .collect();
         assert!(kids.contains(&first.as_str()) && kids.contains(&second.as_str()));
+    }
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct Claims {
+        sub: String,
+        exp: i64,
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "someone".into(),
+            exp: 4_102_444_800,
+        }
+    }
+
+    #[test]
+    fn pre_parsed_signing_matches_jsonwebtoken_and_verifies_with_the_jwks() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::load_or_create(dir.path()).unwrap();
+        let key = keys.active();
+        let token = key.sign_jwt("at+jwt", &claims());
+
+        // RS256 (PKCS#1 v1.5) is deterministic: the library's own encoder,
+        // given the same key, produces the very same bytes.
+        let pem = std::fs::read(dir.path().join(format!("{}.pem", key.kid))).unwrap();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("at+jwt".into());
+        let reference = jsonwebtoken::encode(
+            &header,
+            &claims(),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(token, reference);
+
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
+        let jwk = jwks.find(&key.kid).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.required_spec_claims.clear();
+        let decoded = jsonwebtoken::decode::<Claims>(
+            &token,
+            &DecodingKey::from_jwk(jwk).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.claims.sub, "someone");
+        assert_eq!(decoded.header.typ.as_deref(), Some("at+jwt"));
+        jsonwebtoken::decode::<Claims>(&token, &key.decoding, &validation).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_kid_reloads_the_directory_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = Keys::load_or_create(dir.path()).unwrap();
+        keys.reload_interval = Duration::from_secs(3600);
+        // Rotated elsewhere: this instance has not polled, yet knows the key.
+        let second = Keys::rotate(dir.path(), Duration::from_secs(3600)).unwrap();
+        assert!(keys.get(&second).is_none());
+        assert_eq!(keys.get_or_reload(&second).unwrap().kid, second);
+        // Within the interval a further unknown kid does not read the directory.
+        let third = Keys::rotate(dir.path(), Duration::from_secs(3600)).unwrap();
+        assert!(keys.get_or_reload(&third).is_none());
+        keys.reload_interval = Duration::ZERO;
+        assert_eq!(keys.get_or_reload(&third).unwrap().kid, third);
     }
 }
