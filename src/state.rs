@@ -89,7 +89,7 @@ impl AppState {
             Duration::from_secs(60),
         );
         let policy = ScopePolicy::new(&config.tool_scopes);
-        let tools = Tools::new(ToolSet::new(&policy, catalog)?);
+        let tools = Arc::new(Tools::new(ToolSet::new(&policy, catalog)?));
         let upstreams = reqwest::Client::builder()
             // Upstream redirects could carry the identity JWT to another host.
             .redirect(reqwest::redirect::Policy::none())
@@ -114,11 +114,12 @@ impl AppState {
             clients: cache::bounded(CLIENT_CACHE_TTL, MAX_CACHED_CLIENTS),
             policy: Arc::new(policy),
             tool_calls: Arc::new(tool_calls),
-            audit: AuditLog::start(store.clone()),
+            audit: AuditLog::start(store.clone())
+                .observed_by(Arc::clone(&metrics), Arc::clone(&tools)),
             keys: Arc::new(keys),
             store,
             config: Arc::new(config),
-            tools: Arc::new(tools),
+            tools,
             upstreams,
             identity_tokens: Arc::new(IdentityTokens::default()),
             metrics,

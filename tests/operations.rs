@@ -36,6 +36,15 @@ async fn metrics_count_requests_on_their_own_listener_with_bounded_labels() {
         )
         .await;
     }
+    // Refused authentications, by reason.
+    mcp::post(
+        &server,
+        Some("pcl_nope_nope"),
+        Some(org),
+        &mcp::tools_list(9),
+    )
+    .await;
+    mcp::post(&server, None, None, &mcp::tools_list(9)).await;
     // Distinct raw paths must not become distinct label values.
     for n in 0..5 {
         server
@@ -57,11 +66,16 @@ async fn metrics_count_requests_on_their_own_listener_with_bounded_labels() {
     let text = response.text().await.unwrap();
     for line in [
         r#"portcullis_http_requests_total{method="POST",route="/mcp",status="200"} 5"#,
+        r#"portcullis_http_requests_total{method="POST",route="/mcp",status="401"} 2"#,
         r#"portcullis_http_requests_total{method="POST",route="/mcp",status="429"} 1"#,
         r#"portcullis_http_requests_total{method="GET",route="unmatched",status="404"} 5"#,
         r#"portcullis_mcp_requests_total{method="tools/list"} 3"#,
         r#"portcullis_mcp_requests_total{method="tools/call"} 3"#,
         r#"portcullis_rate_limited_total{limit="tool"} 1"#,
+        r#"portcullis_tool_calls_total{outcome="ok",source="mcp-bearer",tool="whoami"} 2"#,
+        r#"portcullis_tool_calls_total{outcome="rate_limited",source="mcp-bearer",tool="whoami"} 1"#,
+        r#"portcullis_auth_failures_total{reason="unknown_key"} 1"#,
+        r#"portcullis_auth_failures_total{reason="missing"} 1"#,
         r#"portcullis_build_info{version=""#,
         "portcullis_http_request_duration_seconds_bucket",
         r#"portcullis_db_pool_connections{state="idle"}"#,

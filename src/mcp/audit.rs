@@ -62,6 +62,9 @@ pub struct AuditLog {
     queue: mpsc::Sender<Message>,
     store: Store,
     lost: Arc<AtomicU64>,
+    /// Counts every recorded call in the metrics; tool names outside the
+    /// current tool set are counted as `unknown` so labels stay bounded.
+    metrics: Option<(Arc<crate::metrics::Metrics>, Arc<super::server::Tools>)>,
 }
 
 impl AuditLog {
@@ -70,7 +73,34 @@ impl AuditLog {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let lost = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_batches(store.clone(), receiver, Arc::clone(&lost)));
-        AuditLog { queue, store, lost }
+        AuditLog {
+            queue,
+            store,
+            lost,
+            metrics: None,
+        }
+    }
+
+    /// The same log, also counting each call in `metrics`.
+    pub fn observed_by(
+        mut self,
+        metrics: Arc<crate::metrics::Metrics>,
+        tools: Arc<super::server::Tools>,
+    ) -> AuditLog {
+        self.metrics = Some((metrics, tools));
+        self
+    }
+
+    fn observe(&self, call: &ToolCall) {
+        if let Some((metrics, tools)) = &self.metrics {
+            let known = tools.current().get(&call.tool).is_some();
+            metrics.tool_call(
+                if known { &call.tool } else { "unknown" },
+                &call.source,
+                &call.outcome,
+                Duration::from_millis(call.duration_ms.max(0) as u64),
+            );
+        }
     }
 
     /// Records that could not be stored since start: refused by the database
@@ -93,6 +123,7 @@ impl AuditLog {
 
     /// Queues a record built with [`entry`] (write-behind).
     pub fn record_call(&self, call: ToolCall) {
+        self.observe(&call);
         if let Err(e) = self.queue.try_send(Message::Record(Box::new(call))) {
             self.lost.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "audit queue full; a tool call was not recorded");
@@ -103,6 +134,7 @@ impl AuditLog {
     /// crash (destructive tools). If the store cannot take it now, the record
     /// is queued for the background writer instead and a warning is logged.
     pub async fn write_now(&self, call: ToolCall) {
+        self.observe(&call);
         let calls = [call];
         for attempt in 1..=2 {
             match self.store.insert_tool_calls(&calls).await {

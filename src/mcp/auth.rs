@@ -23,6 +23,7 @@ use crate::{
         api_key,
         scope::{Scope, ScopeSet},
     },
+    metrics::AuthFailure,
     oauth::{http_auth, jwt},
     state::AppState,
 };
@@ -79,7 +80,14 @@ pub async fn authenticate(
             request.extensions_mut().insert(identity);
             next.run(request).await
         }
-        Err(failure) => failure.into_response(&state.config),
+        Err(failure) => {
+            match &failure {
+                Failure::Missing => state.metrics.auth_failure(AuthFailure::Missing),
+                Failure::Refused { reason, .. } => state.metrics.auth_failure(*reason),
+                Failure::Internal => {}
+            }
+            failure.into_response(&state.config)
+        }
     }
 }
 
@@ -90,6 +98,8 @@ enum Failure {
     Missing,
     /// A credential was presented and refused.
     Refused {
+        /// For the `auth_failures_total` metric.
+        reason: AuthFailure,
         error: &'static str,
         description: String,
     },
@@ -99,8 +109,22 @@ enum Failure {
 impl Failure {
     fn invalid_token(description: impl Into<String>) -> Failure {
         Failure::Refused {
+            reason: AuthFailure::InvalidToken,
             error: "invalid_token",
             description: description.into(),
+        }
+    }
+
+    fn because(self, why: AuthFailure) -> Failure {
+        match self {
+            Failure::Refused {
+                error, description, ..
+            } => Failure::Refused {
+                reason: why,
+                error,
+                description,
+            },
+            other => other,
         }
     }
 
@@ -116,7 +140,9 @@ impl Failure {
                     .insert(header::WWW_AUTHENTICATE, challenge.to_header_value());
                 response
             }
-            Failure::Refused { error, description } => {
+            Failure::Refused {
+                error, description, ..
+            } => {
                 // RFC 6750 §3: the challenge says `invalid_token` whenever a
                 // credential was sent; the body names the precise cause.
                 let challenge = challenge
@@ -174,7 +200,8 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity, Fai
 async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Failure> {
     let claims = verified_claims(state, token)?;
     if state.revoked.is_revoked(claims.grant_id) {
-        return Err(Failure::invalid_token("The access token has been revoked."));
+        return Err(Failure::invalid_token("The access token has been revoked.")
+            .because(AuthFailure::Revoked));
     }
     let membership = state
         .members
@@ -186,6 +213,7 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
         })?
         .ok_or_else(|| {
             Failure::invalid_token("The token's user is no longer a member of its organization.")
+                .because(AuthFailure::NotMember)
         })?;
     Ok(Identity {
         user_id: claims.sub,
@@ -202,8 +230,15 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
 
 /// The token's claims, from the verified-token cache or by full verification.
 fn verified_claims(state: &AppState, token: &str) -> Result<Arc<jwt::AccessClaims>, Failure> {
-    jwt::verify_access_token_cached(state, token)
-        .map_err(|e| Failure::invalid_token(format!("The access token is not valid: {e}.")))
+    jwt::verify_access_token_cached(state, token).map_err(|e| {
+        let text = format!("The access token is not valid: {e}.");
+        let reason = if text.contains("Expired") {
+            AuthFailure::Expired
+        } else {
+            AuthFailure::InvalidToken
+        };
+        Failure::invalid_token(text).because(reason)
+    })
 }
 
 async fn from_api_key(
@@ -215,6 +250,7 @@ async fn from_api_key(
     let org_id = match headers.get(header_name.as_str()) {
         None => {
             return Err(Failure::Refused {
+                reason: AuthFailure::WrongOrg,
                 error: "invalid_request",
                 description: format!("{header_name} header required."),
             });
@@ -224,11 +260,13 @@ async fn from_api_key(
             .ok()
             .and_then(|v| Uuid::parse_str(v.trim()).ok())
             .ok_or_else(|| Failure::Refused {
+                reason: AuthFailure::WrongOrg,
                 error: "invalid_request",
                 description: format!("{header_name} must be an organization id (a UUID)."),
             })?,
     };
-    let unknown = || Failure::invalid_token("Unknown or revoked API key.");
+    let unknown =
+        || Failure::invalid_token("Unknown or revoked API key.").because(AuthFailure::UnknownKey);
     let (key_id, secret) = parsed.ok_or_else(unknown)?;
     let key = state.api_keys.get(key_id).await.map_err(|e| {
         tracing::error!(error = %e, "API key lookup failed");
@@ -240,7 +278,8 @@ async fn from_api_key(
     if key.org_id != org_id {
         return Err(Failure::invalid_token(format!(
             "This API key belongs to a different organization than the {header_name} header names."
-        )));
+        ))
+        .because(AuthFailure::WrongOrg));
     }
     let membership = state
         .members
@@ -252,6 +291,7 @@ async fn from_api_key(
         })?
         .ok_or_else(|| {
             Failure::invalid_token("The API key's user is not a member of that organization.")
+                .because(AuthFailure::NotMember)
         })?;
     state.api_keys.record_use(&key.id);
     Ok(Identity {
