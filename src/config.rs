@@ -116,6 +116,9 @@ pub struct Config {
     /// are deleted (at the next registration).
     #[serde(deserialize_with = "duration")]
     pub unused_registration_ttl: Duration,
+    /// After SIGTERM, how long requests in progress may take to finish.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
 }
 
 /// How log lines are written.
@@ -161,6 +164,7 @@ impl Default for Config {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             unused_registration_ttl: Duration::from_secs(24 * 3600),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

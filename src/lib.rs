@@ -18,7 +18,7 @@ pub mod state;
 pub mod store;
 pub mod web;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use axum::{
     Router,
@@ -173,14 +173,40 @@ async fn not_found() -> Response {
     )
 }
 
+/// `GET /readyz`: 200 `{"status":"ready","checks":{"database":"ok"}}` when
+/// every dependency answers; 503 naming the failing ones, or
+/// `"status":"shutting_down"` from the moment a shutdown begins, so a load
+/// balancer stops sending new requests while in-flight ones finish.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "shutting_down", "checks": {} })),
+        )
+            .into_response();
     }
+    let database =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness check failed: database");
+                "unreachable"
+            }
+            Err(_) => "timed out",
+        };
+    let ready = database == "ok";
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        axum::Json(serde_json::json!({
+            "status": if ready { "ready" } else { "unavailable" },
+            "checks": { "database": database },
+        })),
+    )
+        .into_response()
 }
 
 fn is_plain_rejection(response: &Response) -> bool {
@@ -256,7 +282,30 @@ pub async fn run(
     let audit = state.audit.clone();
     let api_keys = state.api_keys.clone();
     let limits = serve::ConnectionLimits::from_config(&state.config);
-    serve::serve(listener, app(state), limits, shutdown).await;
+    let grace = state.config.shutdown_grace;
+    let draining = Arc::clone(&state.draining);
+    let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        // /readyz answers 503 from now on.
+        draining.store(true, std::sync::atomic::Ordering::Release);
+        let _ = began_tx.send(());
+    };
+    let serving = serve::serve(listener, app(state), limits, shutdown);
+    // In-flight requests get `shutdown_grace` once shutdown begins.
+    let grace_over = async move {
+        if began_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = serving => {}
+        () = grace_over => {
+            tracing::warn!(?grace, "shutdown grace elapsed; closing the connections still open");
+        }
+    }
     audit.flush().await;
     api_keys.flush().await;
     Ok(())

@@ -69,6 +69,8 @@ pub struct AppState {
     pub identity_tokens: Arc<IdentityTokens>,
     /// Prometheus metrics of this instance (see `metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set when a graceful shutdown begins; `/readyz` then answers 503.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl AppState {
             upstreams,
             identity_tokens: Arc::new(IdentityTokens::default()),
             metrics,
+            draining: Arc::default(),
         })
     }
 

@@ -137,3 +137,48 @@ async fn every_response_carries_a_request_id_and_a_callers_well_formed_one_is_ke
         assert_eq!(echoed.len(), 36);
     }
 }
+
+#[tokio::test]
+async fn readiness_names_its_checks_and_turns_503_when_shutdown_begins() {
+    let server = TestServer::start().await;
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ready", "checks": {"database": "ok"}})
+    );
+    // What the shutdown signal sets first, before connections drain.
+    server
+        .state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Release);
+    let draining = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(draining.status(), 503);
+    let body: serde_json::Value = draining.json().await.unwrap();
+    assert_eq!(body["status"], "shutting_down");
+}
+
+#[tokio::test]
+async fn shutdown_waits_no_longer_than_the_grace_for_requests_in_progress() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(|c| {
+        c.shutdown_grace = std::time::Duration::from_millis(500);
+        c.header_read_timeout = std::time::Duration::from_secs(60);
+    })
+    .await;
+    // A request whose head never completes keeps its connection busy.
+    let mut held = tokio::net::TcpStream::connect(server.state.config.listen)
+        .await
+        .unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}
