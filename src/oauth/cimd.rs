@@ -273,16 +273,18 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
             "a metadata document client cannot use a shared secret".into(),
         ));
     }
-    let client_name = doc
-        .client_name
-        .and_then(|n| crate::display_text::clean(&n, 200))
-        .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
-    // The name is stored with the grant; PostgreSQL refuses text with NUL.
-    if client_name.contains('\0') {
+    // The name is stored with the grant; PostgreSQL refuses text with NUL,
+    // so such a document is refused like any other unstorable input (other
+    // control and format characters are removed below).
+    if doc.client_name.as_deref().is_some_and(|n| n.contains('\0')) {
         return Err(CimdError::Invalid(
             "client_name must not contain NUL characters".into(),
         ));
     }
+    let client_name = doc
+        .client_name
+        .and_then(|n| crate::display_text::clean(&n, 200))
+        .ok_or_else(|| CimdError::Invalid("client_name is required".into()))?;
     let uris = doc
         .redirect_uris
         .filter(|u| !u.is_empty())
