@@ -45,7 +45,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -128,6 +128,61 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Never prints a secret: the database URL's password is replaced, so a
+/// `{config:?}` in a log or an error is safe.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("database_url", &redact_password(&self.database_url))
+            .field("keys_dir", &self.keys_dir)
+            .field("org_header", &self.org_header)
+            .field("api_key_prefix", &self.api_key_prefix)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_idle_ttl", &self.refresh_token_idle_ttl)
+            .field("refresh_grace", &self.refresh_grace)
+            .field("code_ttl", &self.code_ttl)
+            .field("session_ttl", &self.session_ttl)
+            .field("cimd_allow_loopback", &self.cimd_allow_loopback)
+            .field(
+                "registrations_per_ip_per_hour",
+                &self.registrations_per_ip_per_hour,
+            )
+            .field("insufficient_scope", &self.insufficient_scope)
+            .field("introspection_clients", &self.introspection_clients)
+            .field("tool_scopes", &self.tool_scopes)
+            .field("rate_limit", &self.rate_limit)
+            .field("revocation_poll", &self.revocation_poll)
+            .field("catalog", &self.catalog)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_concurrent_hashes", &self.max_concurrent_hashes)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
+            .field("allow_insecure_public_url", &self.allow_insecure_public_url)
+            .field("ignored_env_vars", &self.ignored_env_vars)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("unused_registration_ttl", &self.unused_registration_ttl)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:redacted@host/db`.
+pub fn redact_password(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
 }
 
 impl Default for Config {
@@ -478,6 +533,17 @@ mod tests {
             Config::default().metrics_listen,
             Some("127.0.0.1:9090".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let config = Config {
+            database_url: "postgres://app:hunter2@db.internal:5432/portcullis".into(),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://app:redacted@db.internal:5432/portcullis"));
     }
 
     #[test]
