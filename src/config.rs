@@ -119,6 +119,10 @@ pub struct Config {
     /// After SIGTERM, how long requests in progress may take to finish.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
+    /// names the client for the DCR and sign-in limits; empty: none.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// How log lines are written.
@@ -170,6 +174,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("unused_registration_ttl", &self.unused_registration_ttl)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -220,6 +225,7 @@ impl Default for Config {
             max_connections: 10_000,
             unused_registration_ttl: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -384,6 +390,20 @@ fn env_value(raw: &str) -> toml::Value {
     } else {
         toml::Value::String(raw.to_owned())
     }
+}
+
+/// Addresses (`10.0.0.5`) or CIDR networks (`10.0.0.0/8`).
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{text:?} is not an address or network"))
+                })
+        })
+        .collect()
 }
 
 /// `"off"` (or an empty string) for none, else a socket address.

@@ -2,6 +2,7 @@
 //! resource server in one process.
 
 pub mod admin;
+pub mod client_addr;
 pub mod config;
 pub mod display_text;
 pub mod gateway;

@@ -306,6 +306,9 @@ impl Registry {
     }
 }
 
+/// Largest request head (request line and headers) a connection may buffer.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 /// Serves `router` on `listener` within `limits` until `shutdown` completes,
 /// then lets requests in progress finish (the watchdog still closes idle and
 /// half-sent connections) and returns once every connection is closed.
@@ -420,6 +423,10 @@ async fn connection(
     });
     let served = hyper::server::conn::http1::Builder::new()
         .header_read_timeout(None)
+        // A request head larger than this is refused (431): with the
+        // connection cap, this bounds what held connections can pin in
+        // memory (hyper's default is about 400 KiB per connection).
+        .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, service);
     let mut served = std::pin::pin!(served);
     let mut stopping = *stop.borrow();

@@ -615,3 +615,140 @@ async fn revision_2026_07_28_serves_scope_filtered_private_tool_lists() {
     .unwrap();
     assert_eq!(hidden, missing);
 }
+
+#[tokio::test]
+async fn every_mcp_answer_is_json_rpc_and_credentials_are_unambiguous() {
+    let server = TestServer::start().await;
+    let org = server.org("Acme").await;
+    let user = server.user(org, Role::Admin).await;
+    let read = server.api_key(&user, org, "mcp:read").await;
+    let admin = server
+        .api_key(&user, org, "mcp:read mcp:write mcp:admin")
+        .await;
+    let is_json_rpc_error = |v: &Value| v["jsonrpc"] == "2.0" && v["error"]["code"].is_i64();
+
+    // Two Authorization headers: refused, whichever comes first.
+    let response = server
+        .http
+        .post(server.resource())
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::AUTHORIZATION, format!("Bearer {read}"))
+        .header("X-Organization-Id", org.to_string())
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .json(&mcp::tools_list(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Two org headers, likewise.
+    let response = server
+        .http
+        .post(server.resource())
+        .bearer_auth(&read)
+        .header("X-Organization-Id", org.to_string())
+        .header("X-Organization-Id", uuid::Uuid::new_v4().to_string())
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .json(&mcp::tools_list(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Ids beyond i64, wrong content types, other methods, foreign origins:
+    // all JSON-RPC errors.
+    let big = post_mcp(
+        &server,
+        &read,
+        org,
+        Some("2025-11-25"),
+        r#"{"jsonrpc":"2.0","id":9223372036854775808,"method":"ping"}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(big.status(), StatusCode::BAD_REQUEST);
+    assert!(is_json_rpc_error(&big.json().await.unwrap()));
+    let notification = post_mcp(
+        &server,
+        &read,
+        org,
+        Some("2025-11-25"),
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":5}"#.to_owned(),
+    )
+    .await;
+    if !notification.status().is_success() {
+        assert!(is_json_rpc_error(&notification.json().await.unwrap()));
+    }
+    let text_plain = server
+        .http
+        .post(server.resource())
+        .bearer_auth(&read)
+        .header("X-Organization-Id", org.to_string())
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(mcp::tools_list(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text_plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(is_json_rpc_error(&text_plain.json().await.unwrap()));
+    let get = server
+        .http
+        .get(server.resource())
+        .bearer_auth(&read)
+        .header("X-Organization-Id", org.to_string())
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(is_json_rpc_error(&get.json().await.unwrap()));
+    let foreign = server
+        .http
+        .post(server.resource())
+        .header("Origin", "https://evil.example")
+        .bearer_auth(&read)
+        .header("X-Organization-Id", org.to_string())
+        .json(&mcp::tools_list(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert!(is_json_rpc_error(&foreign.json().await.unwrap()));
+
+    // A loopback public URL answers to any of loopback's names.
+    let port = server.state.config.listen.port();
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let response = server
+            .http
+            .post(server.resource())
+            .header(header::HOST, &host)
+            .bearer_auth(&read)
+            .header("X-Organization-Id", org.to_string())
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .json(&mcp::tools_list(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+
+    // An unfinished request head is not buffered past 32 KiB: the server
+    // answers 431 and closes at once, long before the header timeout.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.state.config.listen)
+        .await
+        .unwrap();
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    head.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    let _ = stream.write_all(&head).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("closed well before the 10 s header timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_err() || answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+}

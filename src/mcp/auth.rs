@@ -247,6 +247,13 @@ async fn from_api_key(
     parsed: Option<(&str, &str)>,
 ) -> Result<Identity, Failure> {
     let header_name = &state.config.org_header;
+    if headers.get_all(header_name.as_str()).iter().count() > 1 {
+        return Err(Failure::Refused {
+            reason: AuthFailure::WrongOrg,
+            error: "invalid_request",
+            description: format!("Send one {header_name} header, not several."),
+        });
+    }
     let org_id = match headers.get(header_name.as_str()) {
         None => {
             return Err(Failure::Refused {

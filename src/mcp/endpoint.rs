@@ -66,7 +66,8 @@ impl Endpoint {
     /// [`Identity`].
     pub async fn serve(self: Arc<Self>, request: Request) -> Response {
         if request.method() != Method::POST {
-            return self.rmcp(request).await;
+            let response = self.rmcp(request).await;
+            return json_rpc_framed(response, Value::Null, false).await;
         }
         let Some(who) = request.extensions().get::<Identity>().cloned() else {
             return self.rmcp(request).await;
@@ -159,8 +160,11 @@ impl Endpoint {
                 json_rpc_framed(response, id, sent_json).await
             }
             Ok(_) => {
-                self.rmcp(Request::from_parts(parts, Body::from(bytes)))
-                    .await
+                let sent_json = is_json(&parts);
+                let response = self
+                    .rmcp(Request::from_parts(parts, Body::from(bytes)))
+                    .await;
+                json_rpc_framed(response, Value::Null, sent_json).await
             }
         }
     }
@@ -176,9 +180,11 @@ impl Endpoint {
         bytes: axum::body::Bytes,
     ) -> Response {
         let (Some(id_json), Some(key)) = (id_json(id), answer_key(&parts, who, message)) else {
-            return self
+            let sent_json = is_json(&parts);
+            let response = self
                 .rmcp(Request::from_parts(parts, Body::from(bytes)))
                 .await;
+            return json_rpc_framed(response, id.clone(), sent_json).await;
         };
         let tools = self.state.tools.current();
         if let Some(template) = self.answers.get(&tools, &key) {
@@ -244,6 +250,18 @@ impl Endpoint {
             // Stateless: rmcp ignores notifications and has no pending
             // request a client response could answer.
             Ok(Envelope::Notification | Envelope::Response) => return None,
+            Ok(Envelope::Request { id, method, .. }) if method == "initialize" => {
+                // 2025-03-26 §Batching: initialize must not be part of a batch.
+                return Some(
+                    JsonRpcError::new(
+                        StatusCode::BAD_REQUEST,
+                        id,
+                        JsonRpcError::INVALID_REQUEST,
+                        "Invalid Request: initialize cannot be part of a batch.",
+                    )
+                    .to_value(),
+                );
+            }
             Ok(Envelope::Request { id, tool, method }) => {
                 self.state.metrics.mcp_request(&method);
                 if let Some(tool) = tool

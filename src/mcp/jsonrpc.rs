@@ -223,12 +223,10 @@ pub fn envelope(message: &Value) -> Result<Envelope, JsonRpcError> {
     }
     match (message.get("method"), id) {
         // MCP basic protocol: "Requests MUST include a string or integer ID".
-        (Some(Value::String(_)), Some(id)) if !(id.is_string() || id.is_i64() || id.is_u64()) => {
-            Err(bad(
-                id,
-                "Invalid Request: the id must be a string or an integer.",
-            ))
-        }
+        (Some(Value::String(_)), Some(id)) if !(id.is_string() || id.is_i64()) => Err(bad(
+            id,
+            "Invalid Request: the id must be a string or an integer.",
+        )),
         (Some(Value::String(method)), Some(id)) => {
             let tool = if method == "tools/call" {
                 let params = message.get("params").and_then(Value::as_object);

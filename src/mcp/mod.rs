@@ -79,6 +79,15 @@ fn transport_config(state: &AppState, public: &url::Url) -> StreamableHttpServer
     if let Some(bare) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         hosts.push(bare.to_owned());
     }
+    // A loopback public URL is reached by any of loopback's names (a
+    // newcomer's `http://localhost:8080` is also `127.0.0.1:8080`); these
+    // cannot be a DNS-rebinding target, which always names a domain.
+    if crate::oauth::redirect_uri::is_loopback_host(public) {
+        for name in ["localhost", "127.0.0.1", "[::1]"] {
+            hosts.push(name.to_owned());
+            hosts.push(format!("{name}:{port}"));
+        }
+    }
     // An explicit port: rmcp treats a port-less entry as "any port" (deprecated).
     // Our own check (`check_origin`) runs first and is the policy; rmcp's is
     // kept as a second line with the same allowances.
@@ -109,11 +118,13 @@ async fn check_origin(
     if let Some(origin) = request.headers().get(header::ORIGIN)
         && !allowed.allows(origin)
     {
-        return (
+        return jsonrpc::JsonRpcError::new(
             StatusCode::FORBIDDEN,
+            serde_json::Value::Null,
+            jsonrpc::JsonRpcError::INVALID_REQUEST,
             "Forbidden: Origin header is not allowed",
         )
-            .into_response();
+        .into_response();
     }
     next.run(request).await
 }

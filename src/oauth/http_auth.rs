@@ -21,9 +21,14 @@ pub struct Malformed(pub &'static str);
 /// # Errors
 /// [`Malformed`] when the header is not visible ASCII or has no credentials.
 pub fn authorization(headers: &HeaderMap) -> Result<Option<(&str, &str)>, Malformed> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    // Two credentials are ambiguous: which one is the caller?
+    if values.next().is_some() {
+        return Err(Malformed("Send one Authorization header, not several."));
+    }
     let value = value
         .to_str()
         .map_err(|_| Malformed("The Authorization header is not valid text."))?
@@ -178,6 +183,14 @@ mod tests {
         for value in ["Bearer", "Bearer ", "Basic abc", "Bearerabc", "Bearer a b"] {
             assert!(bearer_token(&headers(value)).is_err(), "{value}");
         }
+    }
+
+    #[test]
+    fn several_authorization_headers_are_refused() {
+        let mut h = headers("Bearer a");
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert!(bearer_token(&h).is_err());
+        assert!(basic_credentials(&h).is_err());
     }
 
     #[test]

@@ -10,7 +10,33 @@ pub struct RedirectUri(String);
 #[error("{0}")]
 pub struct InvalidRedirectUri(pub String);
 
-const FORBIDDEN_SCHEMES: [&str; 5] = ["javascript", "data", "file", "vbscript", "blob"];
+/// Schemes that run code, read local data, or reach a network service other
+/// than the client's own callback: never a redirect URI. A private-use
+/// scheme (RFC 8252 §7.1, e.g. `cursor://`) is anything else.
+const FORBIDDEN_SCHEMES: [&str; 22] = [
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "blob",
+    "filesystem",
+    "about",
+    "chrome",
+    "view-source",
+    "ws",
+    "wss",
+    "ftp",
+    "gopher",
+    "mailto",
+    "tel",
+    "sms",
+    "news",
+    "nntp",
+    "telnet",
+    "ldap",
+    "ssh",
+    "sftp",
+];
 
 impl RedirectUri {
     pub fn parse(raw: &str) -> Result<RedirectUri, InvalidRedirectUri> {
@@ -25,16 +51,25 @@ impl RedirectUri {
         if raw.contains('#') {
             return Err(bad("must not contain a fragment"));
         }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not contain user information"));
+        }
+        let after_scheme = &raw[url.scheme().len()..];
         match url.scheme() {
+            // `https:///cb` parses with host `cb`; what was written has none.
+            "https" | "http"
+                if !after_scheme.starts_with("://") || after_scheme[3..].starts_with('/') =>
+            {
+                return Err(bad("has no host"));
+            }
             "https" if url.host_str().is_none() => return Err(bad("has no host")),
             "http" if !is_loopback_host(&url) => {
                 return Err(bad("uses http on a host other than loopback"));
             }
             "https" | "http" => {}
             s if FORBIDDEN_SCHEMES.contains(&s) => return Err(bad("uses a forbidden scheme")),
-            // Private-use schemes (RFC 8252 §7.1) must look like reverse domain names
-            // with a dot, e.g. `cursor://` is accepted by convention of real clients;
-            // anything else with a registered-looking scheme is allowed.
+            // Private-use schemes (RFC 8252 §7.1): real clients use both
+            // reverse-domain names and short ones such as `cursor://`.
             _ => {}
         }
         Ok(RedirectUri(raw.to_owned()))
@@ -122,6 +157,15 @@ mod tests {
             "http://evil.example/cb",
             "https://ok.example/cb#frag",
             "/relative",
+            "ws://evil.example/cb",
+            "wss://evil.example/cb",
+            "ftp://evil.example/cb",
+            "gopher://evil.example/",
+            "about:blank",
+            "chrome://settings",
+            "https:///cb",
+            "https://user:pw@a.example/cb",
+            "HTTPS:///cb",
             "https://ok.example/cb\r\nSet-Cookie: x=1",
             "https://ok.example/c\tb",
             "http://127.0.0.1/cb\n",

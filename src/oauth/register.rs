@@ -1,17 +1,17 @@
 //! Dynamic Client Registration (RFC 7591), open and lenient: hosted clients
 //! send a wide variety of metadata and we keep only what we use.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json,
     body::Bytes,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::client_addr::ClientAddr;
 
 use super::{error::OAuthError, redirect_uri::RedirectUri};
 use crate::{
@@ -43,10 +43,11 @@ fn metadata_error(error: &'static str, description: impl Into<String>) -> OAuthE
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    if let Err(wait) = state.registrations.take(&peer.ip()) {
+    if let Err(wait) = state.registrations.take(&client) {
+        state.metrics.rate_limited("registration");
         let mut response = OAuthError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
@@ -150,7 +151,8 @@ pub async fn register(
         revoked_at: None,
     };
     state.store.insert_client(&client).await?;
-    tracing::info!(client_id = %client.client_id, client_name = %client.client_name, "client registered");
+    state.metrics.registration();
+    tracing::info!(client_id = %client.client_id, client_name = ?client.client_name, "client registered");
 
     if let Some(secret) = secret {
         echoed["client_secret"] = Value::String(secret.expose().to_owned());

@@ -1,11 +1,11 @@
 //! Sign-in and sign-out, shared by the OAuth flow and the console.
 
-use std::net::SocketAddr;
-
+use crate::client_addr::ClientAddr;
 use askama::Template;
+
 use axum::{
     Form,
-    extract::{ConnectInfo, Query, State},
+    extract::{Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{AppendHeaders, IntoResponse, Redirect, Response},
 };
@@ -91,7 +91,7 @@ pub async fn show(
 
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -114,9 +114,9 @@ pub async fn submit(
     let account = identity::email::canonical(email);
     let origin = match device::known(&state.mac, &headers, &account) {
         Some(id) => Origin::KnownDevice(id),
-        None => Origin::Address(peer.ip()),
+        None => Origin::Address(client),
     };
-    if let Some(wait) = state.login_throttle.blocked(&account, &origin, peer.ip()) {
+    if let Some(wait) = state.login_throttle.blocked(&account, &origin, client) {
         state.metrics.rate_limited("sign_in");
         let seconds = wait.as_secs().max(1);
         let message = format!(
@@ -151,7 +151,7 @@ pub async fn submit(
         )
         .await;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_throttle.failed(&account, &origin, peer.ip());
+        state.login_throttle.failed(&account, &origin, client);
         tracing::info!(email, "sign-in failed");
         return Ok(page(
             &state.mac,
