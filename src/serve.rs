@@ -506,7 +506,9 @@ mod tests {
     fn the_connection_idle_longest_makes_room() {
         let registry = Registry::default();
         let old = Arc::new(Connection::new());
-        old.idle_since.store(1, Ordering::Release);
+        // 0: strictly older than `recent`, whose clock reads at least 1 ms
+        // even when this is the first test to read it.
+        old.idle_since.store(0, Ordering::Release);
         let busy = Arc::new(Connection::new());
         busy.idle_since.store(0, Ordering::Release);
         let _request = InFlight::start(&busy);
