@@ -394,7 +394,12 @@ impl ServerHandler for McpServer {
             return Err(tool_not_found());
         };
         if !who.scopes.allows(entry.required) {
-            audit(Outcome::Denied);
+            // Recorded exactly like a tool that does not exist: the audit is
+            // readable by the caller's org through `list_tool_calls`, and a
+            // different outcome would tell a viewer which names are hidden
+            // tools (SPEC §4.4). `denied` stays for step-up refusals, where
+            // the caller is told anyway.
+            audit(Outcome::Error);
             return Err(tool_not_found());
         }
         let mut args = request.arguments.unwrap_or_default();
