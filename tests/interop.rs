@@ -127,6 +127,22 @@ async fn authorization_schemes_are_case_insensitive_everywhere() {
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
 
+    // Another scheme at a client-authenticating endpoint gets the Basic
+    // challenge too (RFC 6749 §5.2).
+    let response = server
+        .http
+        .post(server.url("/introspect"))
+        .header(header::AUTHORIZATION, format!("Bearer {access}"))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        "Basic realm=\"portcullis\""
+    );
+
     // A wrong secret in any case is still refused, with the Basic challenge.
     let wrong = STANDARD.encode(format!("{client_id}:nope"));
     let response = server
@@ -171,6 +187,22 @@ async fn browsers_may_send_every_header_mcp_reads() {
     )
     .await;
     assert!(status.is_success());
+    let methods = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.resource())
+        .header("Origin", "http://localhost:6274")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap()
+        .headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        methods.contains("POST") && !methods.contains("GET") && !methods.contains("DELETE"),
+        "{methods}"
+    );
     for name in [
         "authorization",
         "content-type",

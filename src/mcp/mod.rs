@@ -162,7 +162,9 @@ fn cors(origins: Arc<OriginPolicy>) -> CorsLayer {
         .allow_origin(AllowOrigin::predicate(move |value: &HeaderValue, _| {
             origins.allows(value)
         }))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        // Stateless: GET and DELETE always answer 405, so a browser is not
+        // told it may send them.
+        .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             name("mcp-session-id"),

@@ -117,7 +117,9 @@ pub async fn authenticate(
         e.basic_challenge = true;
         e
     })?;
-    let used_basic = basic.is_some();
+    // RFC 6749 §5.2: a client that tried the Authorization header (with any
+    // scheme) gets a 401 with a challenge naming the scheme we take.
+    let used_basic = basic.is_some() || headers.contains_key(axum::http::header::AUTHORIZATION);
     let (client_id, presented) = match basic {
         Some((id, secret)) => {
             if form_client_id.is_some_and(|f| f != id) {
@@ -129,7 +131,11 @@ pub async fn authenticate(
         }
         None => (
             form_client_id
-                .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?
+                .ok_or_else(|| {
+                    let mut e = OAuthError::invalid_client("client authentication required");
+                    e.basic_challenge = used_basic;
+                    e
+                })?
                 .to_owned(),
             form_secret.map(str::to_owned),
         ),
