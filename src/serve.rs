@@ -119,11 +119,21 @@ fn now_ms() -> u64 {
     epoch.elapsed().as_millis() as u64
 }
 
+/// A strictly increasing stamp for "became idle", so the connection idle
+/// longest is chosen without ties even when several go idle in the same
+/// millisecond.
+fn next_idle_order() -> u64 {
+    static ORDER: AtomicU64 = AtomicU64::new(1);
+    ORDER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What the watchdog, the socket and the request path know of one connection.
 struct Connection {
     in_flight: AtomicUsize,
     /// When the connection last had no request in progress (accept or the end of a response).
     idle_since: AtomicU64,
+    /// Order in which connections last went idle; the smallest makes room first.
+    idle_order: AtomicU64,
     /// When the first byte of the next request head arrived; 0 while none has.
     head_started: AtomicU64,
     /// Set by the accept loop to ask an idle connection to make room.
@@ -137,6 +147,7 @@ impl Connection {
         Connection {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
+            idle_order: AtomicU64::new(next_idle_order()),
             // The first request's head is due `header_read_timeout` after accept.
             head_started: AtomicU64::new(now),
             evict: AtomicBool::new(false),
@@ -170,22 +181,46 @@ impl Connection {
 }
 
 /// Counts a request in progress from its head until its response is written.
-struct InFlight(Arc<Connection>);
+struct InFlight {
+    connection: Arc<Connection>,
+    /// Whether the idle order was already taken when the last frame left the body.
+    ordered: bool,
+}
 
 impl InFlight {
     fn start(connection: &Arc<Connection>) -> InFlight {
         connection.in_flight.fetch_add(1, Ordering::AcqRel);
         connection.head_started.store(0, Ordering::Release);
-        InFlight(Arc::clone(connection))
+        InFlight {
+            connection: Arc::clone(connection),
+            ordered: false,
+        }
+    }
+
+    /// Takes the connection's place in the idle order once the response's
+    /// last frame is produced: before the client can read it, so a client
+    /// that goes on to another connection always finds this one older. The
+    /// request still counts as in progress until hyper has written it.
+    fn last_frame(&mut self) {
+        if !self.ordered {
+            self.ordered = true;
+            self.connection
+                .idle_since
+                .store(now_ms(), Ordering::Release);
+            self.connection
+                .idle_order
+                .store(next_idle_order(), Ordering::Release);
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.idle_since.store(now_ms(), Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.last_frame();
+        let c = &self.connection;
+        c.in_flight.fetch_sub(1, Ordering::AcqRel);
         // The watchdog re-arms for the idle deadline.
-        self.0.wake.notify_one();
+        c.wake.notify_one();
     }
 }
 
@@ -193,7 +228,7 @@ impl Drop for InFlight {
 /// written it and drops it.
 struct Written {
     inner: Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl HttpBody for Written {
@@ -204,7 +239,13 @@ impl HttpBody for Written {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.in_flight.last_frame(),
+            Poll::Ready(Some(_)) if self.inner.is_end_stream() => self.in_flight.last_frame(),
+            _ => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -294,7 +335,7 @@ impl Registry {
         let victim = open
             .values()
             .filter(|c| !c.busy() && !c.evict.load(Ordering::Acquire))
-            .min_by_key(|c| c.idle_since.load(Ordering::Acquire));
+            .min_by_key(|c| c.idle_order.load(Ordering::Acquire));
         match victim {
             Some(c) => {
                 c.evict.store(true, Ordering::Release);
@@ -408,12 +449,7 @@ async fn connection(
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                Ok::<_, Infallible>(response.map(|inner| {
-                    Body::new(Written {
-                        inner,
-                        _in_flight: in_flight,
-                    })
-                }))
+                Ok::<_, Infallible>(response.map(|inner| Body::new(Written { inner, in_flight })))
             }
         })
     };
@@ -505,12 +541,8 @@ mod tests {
     #[test]
     fn the_connection_idle_longest_makes_room() {
         let registry = Registry::default();
-        let old = Arc::new(Connection::new());
-        // 0: strictly older than `recent`, whose clock reads at least 1 ms
-        // even when this is the first test to read it.
-        old.idle_since.store(0, Ordering::Release);
         let busy = Arc::new(Connection::new());
-        busy.idle_since.store(0, Ordering::Release);
+        let old = Arc::new(Connection::new());
         let _request = InFlight::start(&busy);
         let recent = Arc::new(Connection::new());
         for c in [&old, &busy, &recent] {
