@@ -784,3 +784,32 @@ async fn every_mcp_answer_is_json_rpc_and_credentials_are_unambiguous() {
         "{answer}"
     );
 }
+
+/// A registration body of the wrong shape is answered in RFC 7591 terms,
+/// never with the name of a Rust type.
+#[tokio::test]
+async fn malformed_registration_metadata_is_described_for_the_client() {
+    let server = TestServer::start().await;
+    for body in [
+        "[]",
+        "\"x\"",
+        "{\"redirect_uris\": 5}",
+        "{\"redirect_uris\": [1]}",
+    ] {
+        let response = reqwest::Client::new()
+            .post(server.url("/register"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], "invalid_client_metadata", "{body}");
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(
+            !description.contains("struct") && !description.contains("Request"),
+            "{body}: {description}"
+        );
+    }
+}

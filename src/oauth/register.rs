@@ -61,10 +61,27 @@ pub async fn register(
         );
         return Ok(response);
     }
-    let request: Request = serde_json::from_slice(&body).map_err(|e| {
+    // Checked as a JSON object first: serde's message for any other shape
+    // names the Rust type it expected, which means nothing to a client.
+    let object = match serde_json::from_slice::<Value>(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => {
+            return Err(metadata_error(
+                "invalid_client_metadata",
+                "the request body must be a JSON object of client metadata (RFC 7591 §2)",
+            ));
+        }
+        Err(e) => {
+            return Err(metadata_error(
+                "invalid_client_metadata",
+                format!("request body is not valid JSON: {e}"),
+            ));
+        }
+    };
+    let request: Request = serde_json::from_value(object).map_err(|e| {
         metadata_error(
             "invalid_client_metadata",
-            format!("request body is not valid client metadata JSON: {e}"),
+            format!("request body is not valid client metadata: {e}"),
         )
     })?;
 
