@@ -16,6 +16,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+pub use accounts::*;
 pub use models::*;
 
 use crate::identity::{
@@ -96,6 +97,9 @@ macro_rules! on_pool {
         }
     };
 }
+
+// After `on_pool!`, which it uses (macros are in scope textually).
+mod accounts;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read
@@ -188,7 +192,8 @@ impl Store {
             Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
-        self.backfill_canonical_emails().await
+        self.backfill_canonical_emails().await?;
+        self.backfill_org_name_keys().await
     }
 
     /// Fills `users.email_canonical` for rows written before it existed. The
@@ -283,11 +288,12 @@ impl Store {
             created_at: now(),
         };
         on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)"
+            "INSERT INTO orgs (id, name, created_at, name_canonical) VALUES ($1, $2, $3, $4)"
         )
         .bind(org.id)
         .bind(&org.name)
         .bind(org.created_at)
+        .bind(org_name_key(&org.name))
         .execute(pool)
         .await
         .map_err(conflict)
@@ -319,6 +325,7 @@ impl Store {
             email: email.to_owned(),
             password_hash: password_hash.to_owned(),
             created_at: now(),
+            disabled_at: None,
         };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -352,17 +359,19 @@ impl Store {
     /// The user whose canonical email equals that of `email`.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         let canonical = email::canonical(email);
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, User>(
-            "SELECT id, email, password_hash, created_at FROM users WHERE email_canonical = $1"
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, User>(
+            "SELECT id, email, password_hash, created_at, disabled_at FROM users WHERE email_canonical = $1"
         )
         .bind(&canonical)
         .fetch_optional(pool)
-        .await?))
+        .await?
+        }))
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<User>> {
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, User>(
-            "SELECT id, email, password_hash, created_at FROM users WHERE id = $1"
+            "SELECT id, email, password_hash, created_at, disabled_at FROM users WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(pool)
@@ -430,7 +439,8 @@ impl Store {
 
     pub async fn role(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Role>> {
         let row: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT role FROM memberships WHERE user_id = $1 AND org_id = $2"
+            "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.user_id = $1 AND m.org_id = $2 AND u.disabled_at IS NULL"
         )
         .bind(user_id)
         .bind(org_id)
@@ -509,8 +519,8 @@ impl Store {
     pub async fn session_user(&self, id_hash: &str) -> Result<Option<User>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, User>(
-            "SELECT u.id, u.email, u.password_hash, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id_hash = $1 AND s.expires_at > $2"
+            "SELECT u.id, u.email, u.password_hash, u.created_at, u.disabled_at FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
         )
         .bind(id_hash)
         .bind(now())
