@@ -5,15 +5,9 @@
 
 mod models;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use sqlx::{
-    Row,
-    postgres::{PgPool, PgPoolOptions},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
-};
+use sqlx::{Row, postgres::PgPool, sqlite::SqlitePool};
 use uuid::Uuid;
 
 pub use accounts::*;
@@ -36,6 +30,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database could not be opened; the text names what was tried.
+    #[error("{0}")]
+    Open(String),
     /// Existing users whose emails have one canonical form: one person with
     /// two accounts. The operator merges or renames them, then migrates again.
     #[error(
@@ -100,6 +97,7 @@ macro_rules! on_pool {
 
 // After `on_pool!`, which it uses (macros are in scope textually).
 mod accounts;
+pub mod open;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read
@@ -163,28 +161,10 @@ fn role(s: String) -> Result<Role> {
 }
 
 impl Store {
-    /// Opens the database named by `url`, creating a SQLite file if absent.
+    /// Opens the database named by `url`, creating a SQLite file (mode
+    /// 0600) if absent; see [`open`].
     pub async fn connect(url: &str) -> Result<Store> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
-                .await?;
-            Ok(Store::Postgres(pool))
-        } else {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(options)
-                .await?;
-            Ok(Store::Sqlite(pool))
-        }
+        Store::open(url, open::Create::IfMissing).await
     }
 
     pub async fn migrate(&self) -> Result<()> {
