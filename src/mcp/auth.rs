@@ -143,10 +143,13 @@ impl Failure {
             Failure::Refused {
                 error, description, ..
             } => {
-                // RFC 6750 §3: the challenge says `invalid_token` whenever a
-                // credential was sent; the body names the precise cause.
+                // RFC 6750 §3: `invalid_token` when the credential itself was
+                // refused. An API key without a usable org header is a
+                // configuration mistake, not a bad token: `invalid_request`
+                // (§3.1), so OAuth-capable clients do not start a sign-in
+                // that cannot fix it. The body names the precise cause.
                 let challenge = challenge
-                    .param("error", "invalid_token")
+                    .param("error", error)
                     .param("error_description", &description);
                 let mut response = (
                     StatusCode::UNAUTHORIZED,
