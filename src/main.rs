@@ -220,6 +220,9 @@ async fn main() -> ExitCode {
             .init(),
         portcullis::config::LogFormat::Text => logs.init(),
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if !config.ignored_env_vars.is_empty() {
         tracing::warn!(
             variables = %config.ignored_env_vars.join(", "),
