@@ -137,7 +137,7 @@ async fn seed(database_url: &str, doomed: usize) -> Seeded {
         &store,
         &passwords,
         "admin@bench.test",
-        "bench-password",
+        "bench-password-123",
         org,
         Role::Admin,
     )

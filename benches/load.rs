@@ -513,7 +513,7 @@ fn drive() {
             &store,
             &Passwords::new(1),
             "bench@example.test",
-            "bench-password",
+            "bench-password-123",
             org,
             Role::Member,
         )

@@ -45,13 +45,12 @@ pub fn parse_role(role: &str) -> Result<Role> {
 }
 
 pub async fn create_org(store: &Store, name: &str) -> Result<Value> {
-    let name = crate::display_text::clean(name, 200).unwrap_or_default();
-    if name.is_empty() {
-        return Err(AdminError::Invalid(
-            "an organization needs a name of 1 to 200 characters".into(),
-        ));
-    }
-    let org = store.create_org(&name).await?;
+    let org = crate::identity::accounts::create_org(store, name)
+        .await
+        .map_err(|e| match e {
+            crate::identity::accounts::AccountError::Store(e) => AdminError::Store(e),
+            e => AdminError::Invalid(e.to_string()),
+        })?;
     Ok(json!({ "id": org.id, "name": org.name }))
 }
 

@@ -101,6 +101,11 @@ pub struct Config {
     /// server logs them once at start.
     #[serde(skip)]
     pub ignored_env_vars: Vec<String>,
+    /// Settings that load but probably point clients elsewhere (a
+    /// `public_url` port other than the loopback `listen` port); the server
+    /// logs them once at start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Time allowed for a request head, from accept or from its first byte.
     #[serde(deserialize_with = "duration")]
     pub header_read_timeout: Duration,
@@ -219,6 +224,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             allow_insecure_public_url: false,
             ignored_env_vars: Vec::new(),
+            warnings: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
@@ -291,10 +297,46 @@ impl Config {
         })?;
         config.ignored_env_vars = ignored;
         config.public_url = config.public_url.trim_end_matches('/').to_owned();
+        config.warnings = config.follow_listen(
+            table.contains_key("listen"),
+            table.contains_key("public_url"),
+        );
         config
             .validate()
             .map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(config)
+    }
+
+    /// With `listen` set on loopback and `public_url` left out, the default
+    /// `public_url` follows the listen port (`listen = "127.0.0.1:9000"`
+    /// means `http://localhost:9000`), so a newcomer who changes the port
+    /// does not advertise one nothing answers on. When both are set and
+    /// `public_url` is loopback on another port, returns a warning (a
+    /// port-forward may be intended).
+    fn follow_listen(&mut self, listen_set: bool, public_url_set: bool) -> Vec<String> {
+        let loopback_listen = self.listen.ip().is_loopback();
+        if listen_set && !public_url_set && loopback_listen {
+            self.public_url = format!("http://localhost:{}", self.listen.port());
+            return Vec::new();
+        }
+        let Ok(url) = url::Url::parse(&self.public_url) else {
+            return Vec::new();
+        };
+        let loopback_url = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match url.port_or_known_default() {
+            Some(port) if loopback_listen && loopback_url && port != self.listen.port() => {
+                vec![format!(
+                    "public_url {} names port {port} but the server listens on {}; clients will                      connect to port {port}. Leave public_url out to follow listen, or fix one of them",
+                    self.public_url, self.listen
+                )]
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn from_table(table: &toml::Table) -> Result<Config, String> {
@@ -309,6 +351,15 @@ impl Config {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(format!(
                 "public_url {:?} must be an http(s) URL",
+                self.public_url
+            ));
+        }
+        // One issuer string is used everywhere, and every endpoint is at the
+        // root of the host; a prefix would silently break metadata paths,
+        // cookies and redirects, so it is refused rather than half-supported.
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "public_url {:?} has a path, query or fragment; Portcullis must be served at the                  root of its host (give it its own host name, e.g. https://mcp.example.com)",
                 self.public_url
             ));
         }

@@ -124,6 +124,7 @@ pub fn app(state: AppState) -> Router {
             "/logout",
             get(web::login::confirm_logout).post(web::login::logout),
         )
+        .route("/reset", get(web::reset::show).post(web::reset::submit))
         .merge(web::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,7 +1,14 @@
-use std::{io::Read, path::PathBuf, process::ExitCode};
+mod cli_accounts;
+
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
-use portcullis::{Config, admin, identity::passwords::Passwords, oauth::keys::Keys, store::Store};
+use portcullis::{
+    Config, admin,
+    identity::passwords::Passwords,
+    oauth::keys::Keys,
+    store::{Store, open::Create},
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -14,7 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "portcullis",
     version,
-    about = "OAuth 2.1 authorization server and scope-gated MCP server"
+    about = "OAuth 2.1 authorization server and scope-gated MCP server",
+    after_help = "Examples:\n  portcullis serve\n  portcullis org list\n  portcullis user list --org 6f1c… --json\n\nEvery subcommand has --help with an example."
 )]
 struct Cli {
     /// TOML configuration file.
@@ -29,20 +37,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
+    /// Run the server (the default): applies migrations, creates the SQLite
+    /// file and signing key on first start.
+    #[command(
+        after_help = "Example:\n  PORTCULLIS_PUBLIC_URL=https://mcp.example.com portcullis serve"
+    )]
     Serve,
-    /// Apply database migrations and exit.
+    /// Apply database migrations (creating a SQLite file if absent) and exit.
+    #[command(after_help = "Example:\n  portcullis migrate")]
     Migrate,
+    /// Organizations: create, list, rename.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Users: create, list, disable, enable, delete, passwords, unlock.
     #[command(subcommand)]
     User(UserCommand),
+    /// Memberships: remove a user from an organization.
+    #[command(subcommand)]
+    Member(cli_accounts::MemberCommand),
+    /// API keys: create, list, revoke.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Registered OAuth clients: list, revoke.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Signing keys: rotate.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Gateway catalogs: check a file.
     #[command(subcommand)]
     Catalog(CatalogCommand),
 }
@@ -50,15 +72,24 @@ enum Command {
 #[derive(Subcommand)]
 enum CatalogCommand {
     /// Validate a gateway catalog file without starting the server.
+    #[command(after_help = "Example:\n  portcullis catalog check examples/catalog.toml")]
     Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
 enum OrgCommand {
+    /// Create an organization; its name may not match another's, ignoring case.
+    #[command(after_help = "Example:\n  portcullis org create --name Acme --json")]
     Create {
         #[arg(long)]
         name: String,
     },
+    /// List organizations with their member and admin counts.
+    #[command(after_help = "Example:\n  portcullis org list\n  portcullis org list --json")]
+    List,
+    /// Rename an organization.
+    #[command(after_help = "Example:\n  portcullis org rename --org 6f1c… --name \"Acme Corp\"")]
+    Rename(cli_accounts::OrgRename),
 }
 
 #[derive(Args)]
@@ -73,22 +104,59 @@ struct Membership {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user; the password is read from stdin.
+    /// Create a user in an organization. The password is asked for on the
+    /// terminal (not shown), or read from stdin with --password-stdin or a pipe.
+    #[command(
+        after_help = "Examples:\n  portcullis user create --email ana@example.com --org 6f1c… --role admin\n  printf '%s' \"$PASSWORD\" | portcullis user create --email ana@example.com --org 6f1c… --role admin --password-stdin"
+    )]
     Create {
         #[command(flatten)]
         membership: Membership,
-        /// Read the password from stdin (the only way; kept for clarity in scripts).
+        /// Read the password from stdin instead of asking on the terminal.
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Add an existing user to an organization, or change their role there.
+    #[command(
+        after_help = "Example:\n  portcullis user add-to-org --email ana@example.com --org 6f1c… --role viewer"
+    )]
     AddToOrg {
         #[command(flatten)]
         membership: Membership,
     },
+    /// List users with their organizations and roles, and whether disabled.
+    #[command(
+        after_help = "Examples:\n  portcullis user list\n  portcullis user list --org 6f1c… --json"
+    )]
+    List(cli_accounts::UserList),
+    /// Disable a user: signed out, cannot sign in, keys and apps refused.
+    #[command(after_help = "Example:\n  portcullis user disable --email ana@example.com")]
+    Disable(cli_accounts::ByEmail),
+    /// Enable a disabled user again; their keys and apps work again.
+    #[command(after_help = "Example:\n  portcullis user enable --email ana@example.com")]
+    Enable(cli_accounts::ByEmail),
+    /// Delete a user; their keys and apps are revoked, their calls stay in the audit log.
+    #[command(after_help = "Example:\n  portcullis user delete --email ana@example.com")]
+    Delete(cli_accounts::ByEmail),
+    /// Print a one-time link (30 minutes) where the user chooses a new password.
+    #[command(after_help = "Example:\n  portcullis user reset-password --email ana@example.com")]
+    ResetPassword(cli_accounts::ByEmail),
+    /// Set a user's password (asked on the terminal, not shown); ends their sessions.
+    #[command(
+        after_help = "Examples:\n  portcullis user set-password --email ana@example.com\n  printf '%s' \"$PASSWORD\" | portcullis user set-password --email ana@example.com --password-stdin"
+    )]
+    SetPassword(cli_accounts::SetPassword),
+    /// Lift the sign-in throttle of an account after failed sign-ins.
+    #[command(after_help = "Example:\n  portcullis user unlock --email ana@example.com")]
+    Unlock(cli_accounts::ByEmail),
 }
 
 #[derive(Subcommand)]
 enum ApiKeyCommand {
+    /// Mint an API key for a user in an organization; the key is shown once.
+    #[command(
+        after_help = "Example:\n  portcullis apikey create --email ana@example.com --org 6f1c… --scopes \"mcp:read mcp:write\" --name laptop --json"
+    )]
     Create {
         #[arg(long)]
         email: String,
@@ -99,9 +167,11 @@ enum ApiKeyCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    Revoke {
-        id: String,
-    },
+    /// Revoke an API key by its id; clients using it are refused within 5 s.
+    #[command(after_help = "Example:\n  portcullis apikey revoke 3kq9…")]
+    Revoke { id: String },
+    /// List a user's live API keys.
+    #[command(after_help = "Example:\n  portcullis apikey list --email ana@example.com")]
     List {
         #[arg(long)]
         email: String,
@@ -110,13 +180,18 @@ enum ApiKeyCommand {
 
 #[derive(Subcommand)]
 enum ClientCommand {
+    /// List registered OAuth clients.
+    #[command(after_help = "Example:\n  portcullis client list --json")]
     List,
+    /// Revoke a client and every grant issued to it.
+    #[command(after_help = "Example:\n  portcullis client revoke 0b7e…")]
     Revoke { client_id: String },
 }
 
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make a new signing key active; the previous stays in JWKS.
+    #[command(after_help = "Example:\n  portcullis keys rotate")]
     Rotate,
 }
 
@@ -145,13 +220,37 @@ async fn main() -> ExitCode {
             .init(),
         portcullis::config::LogFormat::Text => logs.init(),
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if !config.ignored_env_vars.is_empty() {
         tracing::warn!(
             variables = %config.ignored_env_vars.join(", "),
             "ignoring PORTCULLIS_* environment variables that name no configuration key"
         );
     }
-    match run(cli.command.unwrap_or(Command::Serve), config).await {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Some(accounts_command) = account_command(&command) {
+        return match run_accounts(accounts_command, &config).await {
+            Ok(printed) => {
+                if cli.json {
+                    println!("{}", printed.value);
+                } else {
+                    println!("{}", printed.text);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                if cli.json {
+                    println!("{}", serde_json::json!({ "error": message }));
+                } else {
+                    eprintln!("error: {message}");
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(command, config).await {
         Ok(Some(value)) => {
             print(&value, cli.json);
             ExitCode::SUCCESS
@@ -166,6 +265,49 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The account commands (`cli_accounts`), which print tables for people.
+fn account_command(command: &Command) -> Option<cli_accounts::Command> {
+    use cli_accounts::{ByEmail, Command as A};
+    let email = |b: &ByEmail| ByEmail {
+        email: b.email.clone(),
+    };
+    Some(match command {
+        Command::Org(OrgCommand::List) => A::OrgList,
+        Command::Org(OrgCommand::Rename(r)) => A::OrgRename(cli_accounts::OrgRename {
+            org: r.org,
+            name: r.name.clone(),
+        }),
+        Command::User(UserCommand::List(l)) => A::UserList(cli_accounts::UserList { org: l.org }),
+        Command::User(UserCommand::Disable(b)) => A::Disable(email(b)),
+        Command::User(UserCommand::Enable(b)) => A::Enable(email(b)),
+        Command::User(UserCommand::Delete(b)) => A::Delete(email(b)),
+        Command::User(UserCommand::ResetPassword(b)) => A::ResetPassword(email(b)),
+        Command::User(UserCommand::SetPassword(s)) => A::SetPassword(cli_accounts::SetPassword {
+            email: s.email.clone(),
+            password_stdin: s.password_stdin,
+        }),
+        Command::User(UserCommand::Unlock(b)) => A::Unlock(email(b)),
+        Command::Member(cli_accounts::MemberCommand::Remove { email, org }) => {
+            A::Member(cli_accounts::MemberCommand::Remove {
+                email: email.clone(),
+                org: *org,
+            })
+        }
+        _ => return None,
+    })
+}
+
+async fn run_accounts(
+    command: cli_accounts::Command,
+    config: &Config,
+) -> Result<cli_accounts::Printed, String> {
+    let store = Store::open(&config.database_url, Create::Never)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    cli_accounts::run(command, &store, config.issuer()).await
 }
 
 fn print(value: &Value, json: bool) {
@@ -199,20 +341,37 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
     if let Command::Catalog(CatalogCommand::Check { file }) = command {
         return check_catalog(&config, &file).map(Some);
     }
-    let store = Store::connect(&config.database_url)
+    // Only `migrate` may create the database; the administration commands
+    // say which one they looked for instead of creating an empty one.
+    let create = match command {
+        Command::Migrate => Create::IfMissing,
+        _ => Create::Never,
+    };
+    let store = Store::open(&config.database_url, create)
         .await
         .map_err(|e| err(&e))?;
     store.migrate().await.map_err(|e| err(&e))?;
     let result = match command {
         Command::Serve | Command::Keys(_) | Command::Catalog(_) => unreachable!("handled above"),
+        Command::Member(_)
+        | Command::Org(OrgCommand::List | OrgCommand::Rename(_))
+        | Command::User(
+            UserCommand::List(_)
+            | UserCommand::Disable(_)
+            | UserCommand::Enable(_)
+            | UserCommand::Delete(_)
+            | UserCommand::ResetPassword(_)
+            | UserCommand::SetPassword(_)
+            | UserCommand::Unlock(_),
+        ) => unreachable!("account commands run in cli_accounts"),
         Command::Migrate => Ok(serde_json::json!({ "migrated": true })),
         Command::Org(OrgCommand::Create { name }) => admin::create_org(&store, &name).await,
-        Command::User(UserCommand::Create { membership, .. }) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|e| err(&e))?;
-            let password = password.trim_end_matches(['\r', '\n']);
+        Command::User(UserCommand::Create {
+            membership,
+            password_stdin,
+        }) => {
+            let password = cli_accounts::read_password(password_stdin)?;
+            let password = password.as_str();
             let role = admin::parse_role(&membership.role).map_err(|e| err(&e))?;
             let passwords = Passwords::new(1);
             admin::create_user(

@@ -89,7 +89,7 @@ fn an_operator_sets_up_orgs_users_and_keys_from_the_command_line() {
         ],
         "short\n",
     );
-    assert!(!success && short["error"].as_str().unwrap().contains("at least 8"));
+    assert!(!success && short["error"].as_str().unwrap().contains("at least 12"));
 
     // A viewer's key cannot carry write; a member's can.
     let (success, refused) = run(

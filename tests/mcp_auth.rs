@@ -73,11 +73,40 @@ async fn each_api_key_refusal_names_its_cause() {
     let key = server.api_key(&user, org, "mcp:read").await;
     let list = mcp::tools_list(1);
 
-    let body = assert_refused(&server, mcp::post(&server, Some(&key), None, &list).await).await;
-    assert_eq!(
-        body,
-        json!({"error": "invalid_request", "error_description": "X-Organization-Id header required."})
-    );
+    // A missing or malformed org header is a configuration mistake: the
+    // challenge must not say `invalid_token`, or OAuth-capable clients start
+    // a sign-in for it.
+    for org_header in [None, Some("not-a-uuid")] {
+        let mut request = server
+            .http
+            .post(server.resource())
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(&key)
+            .json(&list);
+        if let Some(value) = org_header {
+            request = request.header("X-Organization-Id", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = challenge(&response);
+        assert!(
+            challenge.starts_with(&format!(
+                "{}, error=\"invalid_request\", error_description=\"",
+                bare_challenge(&server)
+            )),
+            "{challenge}"
+        );
+        assert!(!challenge.contains("invalid_token"), "{challenge}");
+        let body: Value = response.json().await.unwrap();
+        let expected = match org_header {
+            None => "X-Organization-Id header required.",
+            Some(_) => "X-Organization-Id must be an organization id (a UUID).",
+        };
+        assert_eq!(
+            body,
+            json!({"error": "invalid_request", "error_description": expected})
+        );
+    }
 
     let unknown = format!("pcl_{}_{}", Uuid::new_v4().simple(), "A".repeat(43));
     let body = assert_refused(
@@ -148,11 +177,10 @@ async fn the_org_header_name_is_configurable() {
     let org = server.org("Acme").await;
     let user = server.user(org, Role::Viewer).await;
     let key = server.api_key(&user, org, "mcp:read").await;
-    let body = assert_refused(
-        &server,
-        mcp::post(&server, Some(&key), None, &mcp::tools_list(1)).await,
-    )
-    .await;
+    let response = mcp::post(&server, Some(&key), None, &mcp::tools_list(1)).await;
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("error=\"invalid_request\""));
+    let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_description"], "X-Tenant header required.");
     let client = mcp::connect(&server, &key, Some(org)).await;
     assert!(

@@ -1,5 +1,6 @@
 //! Who people are: orgs, users, roles, passwords, and the secrets we issue.
 
+pub mod accounts;
 pub mod api_key;
 pub mod email;
 pub mod mac;

@@ -143,10 +143,13 @@ impl Failure {
             Failure::Refused {
                 error, description, ..
             } => {
-                // RFC 6750 §3: the challenge says `invalid_token` whenever a
-                // credential was sent; the body names the precise cause.
+                // RFC 6750 §3: `invalid_token` when the credential itself was
+                // refused. An API key without a usable org header is a
+                // configuration mistake, not a bad token: `invalid_request`
+                // (§3.1), so OAuth-capable clients do not start a sign-in
+                // that cannot fix it. The body names the precise cause.
                 let challenge = challenge
-                    .param("error", "invalid_token")
+                    .param("error", error)
                     .param("error_description", &description);
                 let mut response = (
                     StatusCode::UNAUTHORIZED,
@@ -215,6 +218,9 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
             Failure::invalid_token("The token's user is no longer a member of its organization.")
                 .because(AuthFailure::NotMember)
         })?;
+    if membership.disabled {
+        return Err(disabled());
+    }
     Ok(Identity {
         user_id: claims.sub,
         org_id: claims.org_id,
@@ -226,6 +232,13 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
         client_id: Some(claims.client_id.clone()),
         api_key_id: None,
     })
+}
+
+/// A credential of a disabled account (README "Accounts"): refused within
+/// the membership cache's TTL of the change, on every instance.
+fn disabled() -> Failure {
+    Failure::invalid_token("The account this credential belongs to is disabled.")
+        .because(AuthFailure::NotMember)
 }
 
 /// The token's claims, from the verified-token cache or by full verification.
@@ -300,6 +313,9 @@ async fn from_api_key(
             Failure::invalid_token("The API key's user is not a member of that organization.")
                 .because(AuthFailure::NotMember)
         })?;
+    if membership.disabled {
+        return Err(disabled());
+    }
     state.api_keys.record_use(&key.id);
     Ok(Identity {
         user_id: key.user_id,

@@ -20,6 +20,8 @@ pub const MAX_CACHED_MEMBERSHIPS: u64 = 20_000;
 pub struct Membership {
     pub email: String,
     pub role: Role,
+    /// The account is disabled: every credential of it is refused.
+    pub disabled: bool,
 }
 
 pub struct MemberCache {
@@ -44,13 +46,11 @@ impl MemberCache {
         if let Some(cached) = self.entries.get(&(user_id, org_id)) {
             return Ok(cached);
         }
-        let membership = match store.role(user_id, org_id).await? {
-            Some(role) => store.user(user_id).await?.map(|user| Membership {
-                email: user.email,
-                role,
-            }),
-            None => None,
-        };
+        let membership = store.caller(user_id, org_id).await?.map(|c| Membership {
+            email: c.email,
+            role: c.role,
+            disabled: c.disabled,
+        });
         self.entries.insert((user_id, org_id), membership.clone());
         Ok(membership)
     }

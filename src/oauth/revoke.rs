@@ -121,7 +121,12 @@ pub async fn introspect(
                 .store
                 .grant(c.grant_id)
                 .await?
-                .is_some_and(|g| g.revoked_at.is_none());
+                .is_some_and(|g| g.revoked_at.is_none())
+                && state
+                    .store
+                    .user(c.sub)
+                    .await?
+                    .is_some_and(|u| u.disabled_at.is_none());
             if grant_live {
                 json!({
                     "active": true,

@@ -232,6 +232,15 @@ async fn refresh_token(
             "resource differs from the original grant",
         ));
     }
+    // A disabled account keeps its grants but may not use them.
+    if state
+        .store
+        .user(grant.user_id)
+        .await?
+        .is_none_or(|u| u.disabled_at.is_some())
+    {
+        return Err(OAuthError::invalid_grant("the user's account is disabled"));
+    }
     // The role may have been lowered since the grant: apply today's ceiling.
     let role = state
         .store

@@ -5,17 +5,12 @@
 
 mod models;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use sqlx::{
-    Row,
-    postgres::{PgPool, PgPoolOptions},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
-};
+use sqlx::{Row, postgres::PgPool, sqlite::SqlitePool};
 use uuid::Uuid;
 
+pub use accounts::*;
 pub use models::*;
 
 use crate::identity::{
@@ -35,6 +30,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database could not be opened; the text names what was tried.
+    #[error("{0}")]
+    Open(String),
     /// Existing users whose emails have one canonical form: one person with
     /// two accounts. The operator merges or renames them, then migrates again.
     #[error(
@@ -96,6 +94,10 @@ macro_rules! on_pool {
         }
     };
 }
+
+// After `on_pool!`, which it uses (macros are in scope textually).
+mod accounts;
+pub mod open;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read
@@ -159,28 +161,10 @@ fn role(s: String) -> Result<Role> {
 }
 
 impl Store {
-    /// Opens the database named by `url`, creating a SQLite file if absent.
+    /// Opens the database named by `url`, creating a SQLite file (mode
+    /// 0600) if absent; see [`open`].
     pub async fn connect(url: &str) -> Result<Store> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
-                .await?;
-            Ok(Store::Postgres(pool))
-        } else {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(options)
-                .await?;
-            Ok(Store::Sqlite(pool))
-        }
+        Store::open(url, open::Create::IfMissing).await
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -188,7 +172,8 @@ impl Store {
             Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
             Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
-        self.backfill_canonical_emails().await
+        self.backfill_canonical_emails().await?;
+        self.backfill_org_name_keys().await
     }
 
     /// Fills `users.email_canonical` for rows written before it existed. The
@@ -283,11 +268,12 @@ impl Store {
             created_at: now(),
         };
         on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)"
+            "INSERT INTO orgs (id, name, created_at, name_canonical) VALUES ($1, $2, $3, $4)"
         )
         .bind(org.id)
         .bind(&org.name)
         .bind(org.created_at)
+        .bind(org_name_key(&org.name))
         .execute(pool)
         .await
         .map_err(conflict)
@@ -319,6 +305,7 @@ impl Store {
             email: email.to_owned(),
             password_hash: password_hash.to_owned(),
             created_at: now(),
+            disabled_at: None,
         };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -352,17 +339,19 @@ impl Store {
     /// The user whose canonical email equals that of `email`.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         let canonical = email::canonical(email);
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, User>(
-            "SELECT id, email, password_hash, created_at FROM users WHERE email_canonical = $1"
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, User>(
+            "SELECT id, email, password_hash, created_at, disabled_at FROM users WHERE email_canonical = $1"
         )
         .bind(&canonical)
         .fetch_optional(pool)
-        .await?))
+        .await?
+        }))
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<User>> {
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, User>(
-            "SELECT id, email, password_hash, created_at FROM users WHERE id = $1"
+            "SELECT id, email, password_hash, created_at, disabled_at FROM users WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(pool)
@@ -430,7 +419,8 @@ impl Store {
 
     pub async fn role(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Role>> {
         let row: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT role FROM memberships WHERE user_id = $1 AND org_id = $2"
+            "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.user_id = $1 AND m.org_id = $2 AND u.disabled_at IS NULL"
         )
         .bind(user_id)
         .bind(org_id)
@@ -509,8 +499,8 @@ impl Store {
     pub async fn session_user(&self, id_hash: &str) -> Result<Option<User>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, User>(
-            "SELECT u.id, u.email, u.password_hash, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id_hash = $1 AND s.expires_at > $2"
+            "SELECT u.id, u.email, u.password_hash, u.created_at, u.disabled_at FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
         )
         .bind(id_hash)
         .bind(now())

@@ -18,6 +18,10 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// Set while the account is disabled (README "Accounts"). Queries that
+    /// do not select it read `None`.
+    #[sqlx(default)]
+    pub disabled_at: Option<i64>,
 }
 
 impl std::fmt::Debug for User {

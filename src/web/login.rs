@@ -116,7 +116,16 @@ pub async fn submit(
         Some(id) => Origin::KnownDevice(id),
         None => Origin::Address(client),
     };
-    if let Some(wait) = state.login_throttle.blocked(&account, &origin, client) {
+    let mut blocked = state.login_throttle.blocked(&account, &origin, client);
+    // An admin may have unlocked the account (any instance, CLI or console);
+    // looked up only when held back, so sign-in costs no extra query.
+    if blocked.is_some()
+        && let Some(at) = state.store.sign_in_unlocked_at(&account).await?
+        && state.login_throttle.apply_unlock(&account, at)
+    {
+        blocked = state.login_throttle.blocked(&account, &origin, client);
+    }
+    if let Some(wait) = blocked {
         state.metrics.rate_limited("sign_in");
         let seconds = wait.as_secs().max(1);
         let message = format!(
@@ -164,6 +173,19 @@ pub async fn submit(
         ));
     };
     state.login_throttle.succeeded(&account, &origin);
+    if user.disabled_at.is_some() {
+        // Said only after the right password, so it tells a guesser nothing.
+        tracing::info!(user_id = %user.id, "sign-in refused: account disabled");
+        return Ok(page(
+            &state.mac,
+            &headers,
+            secure,
+            next,
+            email,
+            Some("This account is disabled. Ask an administrator to enable it."),
+            StatusCode::FORBIDDEN,
+        ));
+    }
     let cookie = session::start(&state, &user).await?;
     let known_device = device::remember(&state.mac, &headers, &account, secure);
     tracing::info!(user_id = %user.id, "signed in");

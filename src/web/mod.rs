@@ -5,6 +5,7 @@ pub mod console;
 pub mod csrf;
 pub mod device;
 pub mod login;
+pub mod reset;
 pub mod session;
 pub mod throttle;
 

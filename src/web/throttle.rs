@@ -89,6 +89,10 @@ impl Limit {
 #[derive(Default)]
 pub struct LoginThrottle {
     records: Mutex<HashMap<Key, Record>>,
+    /// The admin unlock (Unix seconds, from the store) last applied per
+    /// account, so one unlock clears the counters once, not at every
+    /// held-back attempt after it.
+    unlocks: Mutex<HashMap<String, i64>>,
 }
 
 impl LoginThrottle {
@@ -145,6 +149,32 @@ impl LoginThrottle {
             r.failures += 1;
             r.last = now;
         }
+    }
+
+    /// Applies an admin's unlock of `account` made at `unlocked_at` (Unix
+    /// seconds, any instance): the first time this instance sees it, every
+    /// counter of the account (each origin's and the account-wide one) is
+    /// cleared and true returned. The per-address counters stay: they
+    /// protect other accounts too.
+    pub fn apply_unlock(&self, account: &str, unlocked_at: i64) -> bool {
+        {
+            let mut unlocks = self.unlocks.lock().expect("lock");
+            if unlocks.get(account).is_some_and(|at| *at >= unlocked_at) {
+                return false;
+            }
+            if unlocks.len() > MAX_ENTRIES {
+                unlocks.clear();
+            }
+            unlocks.insert(account.to_owned(), unlocked_at);
+        }
+        self.records
+            .lock()
+            .expect("lock")
+            .retain(|key, _| match key {
+                Key::Pair(a, _) | Key::Account(a) => a != account,
+                Key::Address(_) => true,
+            });
+        true
     }
 
     /// A correct password from this origin clears that origin's counter. The
@@ -206,6 +236,25 @@ mod tests {
         assert_eq!(t.blocked_at(A, &device, ip(200), now), None);
         // Other accounts are not affected.
         assert_eq!(t.blocked_at("bob@acme.test", &fresh, ip(200), now), None);
+    }
+
+    #[test]
+    fn an_unlock_clears_the_account_once() {
+        let t = LoginThrottle::default();
+        let now = Instant::now();
+        let origin = Origin::Address(ip(1));
+        for _ in 0..PER_PAIR.free {
+            t.failed_at(A, &origin, ip(1), now);
+        }
+        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
+        assert!(t.apply_unlock(A, 100));
+        assert_eq!(t.blocked_at(A, &origin, ip(1), now), None);
+        for _ in 0..PER_PAIR.free {
+            t.failed_at(A, &origin, ip(1), now);
+        }
+        // The same unlock does not clear failures made after it.
+        assert!(!t.apply_unlock(A, 100));
+        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
     }
 
     #[test]

@@ -86,7 +86,9 @@ fn init_logging() {
     });
 }
 
-async fn database_url(dir: &std::path::Path) -> String {
+/// A fresh database for one test: a new PostgreSQL database when
+/// `PORTCULLIS_TEST_POSTGRES_URL` is set, else a SQLite file in `dir`.
+pub async fn database_url(dir: &std::path::Path) -> String {
     match std::env::var("PORTCULLIS_TEST_POSTGRES_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             let name = format!("pcl_test_{}", Uuid::new_v4().simple());

@@ -6,10 +6,12 @@
 //! only the orgs the user belongs to, keys and apps only the user's own, and
 //! the members page only to the org's admins.
 
+mod account;
 mod activity;
 mod apps;
 mod connect;
 mod keys;
+mod members;
 mod org;
 
 use askama::Template;
@@ -41,6 +43,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/org/members", post(org::add_member))
         .route("/console/org/users", post(org::create_user))
         .route("/console/org/role", post(org::set_role))
+        .route("/console/org/remove", post(members::remove))
+        .route("/console/org/disable", post(members::disable))
+        .route("/console/org/enable", post(members::enable))
+        .route("/console/org/unlock", post(members::unlock))
+        .route("/console/org/reset-link", post(members::reset_link))
+        .route("/console/org/rename", post(members::rename))
+        .route("/console/account", get(account::show))
+        .route("/console/account/password", post(account::change_password))
         .route("/console/activity", get(activity::list))
         .route("/console/connect", get(connect::show))
         .layer(map_response(|mut response: Response| async move {
@@ -266,11 +276,34 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "app-revoked" => "The app was disconnected. Its tokens stop working at once.",
         "member-added" => "The user was added to the organization.",
         "user-created" => "The user was created. Tell them their email and password.",
+        "member-removed" => {
+            "The member was removed. Their API keys and apps in this organization were revoked."
+        }
+        "user-disabled" => {
+            "The account was disabled: signed out, and its keys and apps are refused within seconds."
+        }
+        "user-enabled" => "The account was enabled again; its keys and apps work again.",
+        "user-unlocked" => "Sign-in for the account was unlocked.",
+        "org-renamed" => "The organization was renamed.",
+        "password-changed" => "Your password was changed. Your other sessions were signed out.",
         "role-changed" => {
             "The role was changed. Existing keys follow it at once; apps when they next refresh."
         }
         _ => return None,
     })
+}
+
+/// An error text from `identity::accounts` as a sentence for a page.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// Where to go after a form post, keeping the selected org.

@@ -22,8 +22,7 @@ use crate::{
     web::PageError,
 };
 
-/// Long enough that an online guess is hopeless under the login throttle.
-const MIN_PASSWORD_CHARS: usize = 12;
+use crate::identity::passwords::MIN_PASSWORD_CHARS;
 const ROLES: [&str; 3] = ["viewer", "member", "admin"];
 
 struct MemberRow {
@@ -32,6 +31,9 @@ struct MemberRow {
     roles: Vec<Choice>,
     joined: String,
     is_me: bool,
+    disabled: bool,
+    /// The admin may disable, enable or reset the whole account.
+    manages: bool,
 }
 
 #[derive(Template)]
@@ -93,7 +95,7 @@ pub async fn show(
     page(&state, console, q.notice.as_deref(), None, StatusCode::OK).await
 }
 
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     console: Console,
     notice: Option<&str>,
@@ -101,6 +103,7 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let org = console.require_admin()?.org.clone();
+    let accounts = state.store.users(Some(org.id)).await?;
     let members = state
         .store
         .members(org.id)
@@ -109,6 +112,12 @@ async fn page(
         .map(|m| MemberRow {
             user_id: m.user_id.to_string(),
             is_me: m.user_id == console.user.id,
+            disabled: accounts
+                .iter()
+                .any(|a| a.id == m.user_id && a.disabled_at.is_some()),
+            manages: accounts.iter().any(|a| {
+                a.id == m.user_id && super::members::manages(&console, &a.memberships, a.id)
+            }),
             email: m.email,
             roles: Choice::list(&ROLES, m.role.as_str()),
             joined: when(m.joined_at),
