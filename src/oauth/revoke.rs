@@ -70,13 +70,7 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(&headers, &body)?;
-    let client = client::authenticate(
-        &state,
-        &headers,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )
-    .await?;
+    let client = client::authenticate(&state, &headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -102,13 +96,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(&headers, &body)?;
-    let client = client::authenticate(
-        &state,
-        &headers,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )
-    .await?;
+    let client = client::authenticate(&state, &headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
