@@ -10,6 +10,7 @@ mod activity;
 mod apps;
 mod connect;
 mod keys;
+mod machines;
 mod org;
 
 use askama::Template;
@@ -41,6 +42,17 @@ pub fn router() -> Router<AppState> {
         .route("/console/org/members", post(org::add_member))
         .route("/console/org/users", post(org::create_user))
         .route("/console/org/role", post(org::set_role))
+        .route("/console/org/machines", get(machines::show))
+        .route(
+            "/console/org/machines/clients",
+            post(machines::create_client),
+        )
+        .route(
+            "/console/org/machines/clients/revoke",
+            post(machines::revoke_client),
+        )
+        .route("/console/org/machines/idps", post(machines::trust))
+        .route("/console/org/machines/idps/remove", post(machines::remove))
         .route("/console/activity", get(activity::list))
         .route("/console/connect", get(connect::show))
         .layer(map_response(|mut response: Response| async move {
@@ -269,6 +281,11 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "role-changed" => {
             "The role was changed. Existing keys follow it at once; apps when they next refresh."
         }
+        "service-client-revoked" => {
+            "The service client was revoked. Its tokens are refused within seconds."
+        }
+        "idp-trusted" => "The identity provider is trusted for this organization.",
+        "idp-removed" => "The identity provider is no longer trusted.",
         _ => return None,
     })
 }
