@@ -155,6 +155,32 @@ async fn a_service_client_with_a_secret_gets_tokens_whoami_names_it_and_revocati
     );
     assert!(challenge.unwrap().starts_with("Basic"));
 
+    // It may introspect its own token; revoking one token alone is a no-op
+    // answered 200 (revoking the client is how its tokens stop).
+    let introspected: Value = server
+        .http
+        .post(server.url("/introspect"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["sub"], client_id);
+    let response = server
+        .http
+        .post(server.url("/revoke"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(whoami_status(&server, &token).await, 200);
+
     // Revoked (as the CLI does, outside this process): the token stops
     // within the revocation poll, and no new token is issued.
     let revoked =

@@ -75,6 +75,10 @@ pub async fn revoke(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let target = match identify(&state, token, false).await? {
+        // A machine client's access token has no grant of its own (its
+        // `grant_id` is the client): revoking one would refuse all of them
+        // on this instance only. It expires; the admin revokes the client.
+        Some(Presented::Access(claims)) if claims.gty.is_some() => None,
         Some(Presented::Access(claims)) => Some((claims.grant_id, claims.client_id.clone())),
         Some(Presented::Refresh(grant)) => Some((grant.id, grant.client_id)),
         None => None,
@@ -105,11 +109,20 @@ pub async fn introspect(
         Some(Presented::Access(c))
             if !state.revoked.is_revoked(c.grant_id) && may_see(&state, &client, &c.client_id) =>
         {
-            let grant_live = state
-                .store
-                .grant(c.grant_id)
-                .await?
-                .is_some_and(|g| g.revoked_at.is_none());
+            // A machine client's token stands for the client itself.
+            let grant_live = if c.gty.as_deref() == Some(jwt::CLIENT_CREDENTIALS_GTY) {
+                state
+                    .store
+                    .service_client(c.grant_id)
+                    .await?
+                    .is_some_and(|s| s.revoked_at.is_none())
+            } else {
+                state
+                    .store
+                    .grant(c.grant_id)
+                    .await?
+                    .is_some_and(|g| g.revoked_at.is_none())
+            };
             if grant_live {
                 json!({
                     "active": true,
