@@ -191,3 +191,100 @@ fn check_key_algorithm(jwk: &Jwk, alg: Algorithm) -> Result<(), String> {
 pub fn all_asymmetric() -> Vec<String> {
     ASYMMETRIC.iter().map(|a| (*a).to_owned()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: Option<i64>, exp: Option<i64>, nbf: Option<i64>) -> Claims {
+        Claims {
+            iat,
+            exp,
+            nbf,
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn times_are_checked_with_leeway_and_a_lifetime_cap() {
+        let now = 1_000_000;
+        assert_eq!(
+            claims(Some(now), Some(now + 300), None).check_times(now, 300),
+            Ok(now + 300)
+        );
+        assert!(
+            claims(Some(now), None, None)
+                .check_times(now, 300)
+                .unwrap_err()
+                .contains("no exp")
+        );
+        assert!(
+            claims(Some(now - 400), Some(now - 31), None)
+                .check_times(now, 300)
+                .unwrap_err()
+                .contains("expired")
+        );
+        // Within the leeway an assertion just past `exp` is still taken.
+        assert!(
+            claims(Some(now - 100), Some(now - 10), None)
+                .check_times(now, 300)
+                .is_ok()
+        );
+        assert!(
+            claims(Some(now), Some(now + 3600), None)
+                .check_times(now, 300)
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(
+            claims(None, Some(now + 3600), None)
+                .check_times(now, 300)
+                .is_err()
+        );
+        assert!(
+            claims(Some(now), Some(now + 60), Some(now + 120))
+                .check_times(now, 300)
+                .unwrap_err()
+                .contains("nbf")
+        );
+        assert!(
+            claims(Some(now + 120), Some(now + 200), None)
+                .check_times(now, 300)
+                .unwrap_err()
+                .contains("iat")
+        );
+    }
+
+    #[test]
+    fn audiences_and_resources_may_be_strings_or_arrays() {
+        let one = Claims {
+            aud: Some(serde_json::json!("https://as.example")),
+            ..Claims::default()
+        };
+        let many = Claims {
+            aud: Some(serde_json::json!(["https://other", "https://as.example"])),
+            resource: Some(serde_json::json!(["https://as.example/mcp"])),
+            ..Claims::default()
+        };
+        assert!(one.audience_is_one_of(&["https://as.example"]));
+        assert!(many.audience_is_one_of(&["https://as.example"]));
+        assert!(!one.audience_is_one_of(&["https://as.example/token"]));
+        assert_eq!(many.resources(), vec!["https://as.example/mcp".to_owned()]);
+    }
+
+    #[test]
+    fn peek_reads_the_header_and_refuses_what_is_not_a_jws() {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let jwt = format!(
+            "{}.{}.",
+            part(serde_json::json!({"alg": "none", "typ": "oauth-id-jag+jwt"})),
+            part(serde_json::json!({"iss": "https://idp"}))
+        );
+        let (header, claims) = peek(&jwt).unwrap();
+        assert_eq!(header.alg, "none");
+        assert_eq!(claims.iss.as_deref(), Some("https://idp"));
+        assert!(peek("a.b").is_err());
+        assert!(peek("a.b.c.d").is_err());
+        assert!(peek("!!.??.x").is_err());
+    }
+}
