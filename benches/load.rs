@@ -390,6 +390,7 @@ fn claims_for(base: &str, user_id: Uuid, org: Uuid) -> jwt::AccessClaims {
         scope: "mcp:read mcp:write".into(),
         org_id: org,
         grant_id: Uuid::new_v4(),
+        gty: None,
     }
 }
 

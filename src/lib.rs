@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod identity;
 pub mod input;
 pub mod keep_alive;
+pub mod machine_admin;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;

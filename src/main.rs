@@ -65,6 +65,12 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Gateway catalogs: check a file.
+    /// Machine clients of an org (the client_credentials grant).
+    #[command(subcommand)]
+    ServiceClient(ServiceClientCommand),
+    /// Enterprise identity providers an org trusts (identity assertions).
+    #[command(subcommand)]
+    EnterpriseIdp(EnterpriseIdpCommand),
     #[command(subcommand)]
     Catalog(CatalogCommand),
 }
@@ -186,6 +192,73 @@ enum ClientCommand {
     /// Revoke a client and every grant issued to it.
     #[command(after_help = "Example:\n  portcullis client revoke 0b7e…")]
     Revoke { client_id: String },
+}
+
+#[derive(Subcommand)]
+enum ServiceClientCommand {
+    /// Create one; prints its client_secret once unless keys are given.
+    Create {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        name: String,
+        /// Role ceiling: admin, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long)]
+        scopes: Option<String>,
+        /// private_key_jwt with the keys at this URL.
+        #[arg(long, conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
+        /// private_key_jwt with the JWKS in this file.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+    },
+    List {
+        #[arg(long)]
+        org: Uuid,
+    },
+    Revoke {
+        client_id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnterpriseIdpCommand {
+    /// Trust an issuer for an org (or change its settings).
+    Trust {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        jwks_uri: String,
+        /// Asymmetric algorithms, e.g. "RS256 ES256" (the default).
+        #[arg(long)]
+        algorithms: Option<String>,
+        /// Link an unknown subject to the member with the assertion's email.
+        #[arg(long)]
+        link_by_email: bool,
+    },
+    List {
+        #[arg(long)]
+        org: Uuid,
+    },
+    Remove {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        issuer: String,
+    },
+    /// Link an enterprise subject to an existing user.
+    Link {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -412,8 +485,70 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
         Command::Client(ClientCommand::Revoke { client_id }) => {
             admin::revoke_client(&store, &client_id).await
         }
+        Command::ServiceClient(command) => service_client(&store, command).await,
+        Command::EnterpriseIdp(command) => enterprise_idp(&store, command).await,
     };
     result.map(Some).map_err(|e| err(&e))
+}
+
+async fn service_client(store: &Store, command: ServiceClientCommand) -> admin::Result<Value> {
+    use portcullis::machine_admin::{self as m, ServiceAuth};
+    match command {
+        ServiceClientCommand::Create {
+            org,
+            name,
+            role,
+            scopes,
+            jwks_uri,
+            jwks_file,
+        } => {
+            let role = admin::parse_role(&role)?;
+            let auth = match (jwks_uri, jwks_file) {
+                (Some(uri), _) => ServiceAuth::JwksUri(uri),
+                (None, Some(file)) => {
+                    ServiceAuth::Jwks(std::fs::read_to_string(&file).map_err(|e| {
+                        admin::AdminError::Invalid(format!("{}: {e}", file.display()))
+                    })?)
+                }
+                (None, None) => ServiceAuth::Secret,
+            };
+            m::create_service_client(store, org, &name, role, scopes.as_deref(), auth).await
+        }
+        ServiceClientCommand::List { org } => m::list_service_clients(store, org).await,
+        ServiceClientCommand::Revoke { client_id } => {
+            m::revoke_service_client(store, client_id, None).await
+        }
+    }
+}
+
+async fn enterprise_idp(store: &Store, command: EnterpriseIdpCommand) -> admin::Result<Value> {
+    use portcullis::machine_admin as m;
+    match command {
+        EnterpriseIdpCommand::Trust {
+            org,
+            issuer,
+            jwks_uri,
+            algorithms,
+            link_by_email,
+        } => {
+            m::trust_idp(
+                store,
+                org,
+                &issuer,
+                &jwks_uri,
+                algorithms.as_deref(),
+                link_by_email,
+            )
+            .await
+        }
+        EnterpriseIdpCommand::List { org } => m::list_idps(store, org).await,
+        EnterpriseIdpCommand::Remove { org, issuer } => m::remove_idp(store, org, &issuer).await,
+        EnterpriseIdpCommand::Link {
+            issuer,
+            subject,
+            email,
+        } => m::link_identity(store, &issuer, &subject, &email).await,
+    }
 }
 
 fn check_catalog(config: &Config, file: &std::path::Path) -> Result<Value, String> {

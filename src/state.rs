@@ -71,6 +71,12 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set when a graceful shutdown begins; `/readyz` then answers 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Public keys of clients (`private_key_jwt`) and enterprise identity
+    /// providers, fetched under the CIMD rules.
+    pub jwks: Arc<crate::oauth::jwks::JwksCache>,
+    /// Service clients by id, revoked ones included; like `clients`, the
+    /// bound on how late a change made elsewhere is seen here.
+    pub service_clients: moka::sync::Cache<uuid::Uuid, Arc<crate::store::ServiceClient>>,
 }
 
 impl AppState {
@@ -100,6 +106,7 @@ impl AppState {
             .build()
             .expect("static client configuration");
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        let config_allow_loopback = config.cimd_allow_loopback;
         Ok(AppState {
             passwords: Passwords::new(config.max_concurrent_hashes),
             revoked: Arc::new(RevokedGrants::new(config.access_token_ttl)),
@@ -126,6 +133,8 @@ impl AppState {
             identity_tokens: Arc::new(IdentityTokens::default()),
             metrics,
             draining: Arc::default(),
+            jwks: Arc::new(crate::oauth::jwks::JwksCache::new(config_allow_loopback)),
+            service_clients: cache::bounded(CLIENT_CACHE_TTL, MAX_CACHED_CLIENTS),
         })
     }
 

@@ -405,7 +405,12 @@ async fn metadata_documents_are_exact() {
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
-            json!(["none", "client_secret_post", "client_secret_basic"])
+            json!([
+                "none",
+                "client_secret_post",
+                "client_secret_basic",
+                "private_key_jwt"
+            ])
         );
         assert_eq!(m["client_id_metadata_document_supported"], true);
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);

@@ -35,6 +35,9 @@ pub enum Source {
     OAuth,
     #[serde(rename = "mcp-bearer")]
     ApiKey,
+    /// A machine client's token (the `client_credentials` grant).
+    #[serde(rename = "mcp-client-credentials")]
+    ClientCredentials,
 }
 
 impl Source {
@@ -42,6 +45,7 @@ impl Source {
         match self {
             Source::OAuth => "mcp-oauth",
             Source::ApiKey => "mcp-bearer",
+            Source::ClientCredentials => "mcp-client-credentials",
         }
     }
 }
@@ -57,6 +61,9 @@ pub struct Identity {
     pub source: Source,
     pub client_id: Option<String>,
     pub api_key_id: Option<String>,
+    /// The service client's name, for [`Source::ClientCredentials`] (then
+    /// `user_id` is the service client's id and `email` is empty).
+    pub client_name: Option<String>,
 }
 
 impl Identity {
@@ -206,6 +213,9 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
         return Err(Failure::invalid_token("The access token has been revoked.")
             .because(AuthFailure::Revoked));
     }
+    if claims.gty.as_deref() == Some(jwt::CLIENT_CREDENTIALS_GTY) {
+        return from_service_token(state, &claims).await;
+    }
     let membership = state
         .members
         .get(&state.store, claims.sub, claims.org_id)
@@ -231,6 +241,51 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<Identity, Fa
         source: Source::OAuth,
         client_id: Some(claims.client_id.clone()),
         api_key_id: None,
+        client_name: None,
+    })
+}
+
+/// A machine client's token: the service client must still exist, be live
+/// and belong to the token's org; its role's ceiling caps the scopes.
+async fn from_service_token(
+    state: &AppState,
+    claims: &jwt::AccessClaims,
+) -> Result<Identity, Failure> {
+    let service = match state.service_clients.get(&claims.sub) {
+        Some(s) => s,
+        None => {
+            let found = state.store.service_client(claims.sub).await.map_err(|e| {
+                tracing::error!(error = %e, "service client lookup failed");
+                Failure::Internal
+            })?;
+            let Some(found) = found else {
+                return Err(
+                    Failure::invalid_token("The token's service client no longer exists.")
+                        .because(AuthFailure::Revoked),
+                );
+            };
+            let found = Arc::new(found);
+            state.service_clients.insert(claims.sub, Arc::clone(&found));
+            found
+        }
+    };
+    if service.revoked_at.is_some() || service.org_id != claims.org_id {
+        return Err(
+            Failure::invalid_token("The token's service client has been revoked.")
+                .because(AuthFailure::Revoked),
+        );
+    }
+    Ok(Identity {
+        user_id: service.id,
+        org_id: service.org_id,
+        email: String::new(),
+        scopes: jwt::scope_of(claims)
+            .mcp()
+            .intersect(service.role.ceiling()),
+        source: Source::ClientCredentials,
+        client_id: Some(claims.client_id.clone()),
+        api_key_id: None,
+        client_name: Some(service.name.clone()),
     })
 }
 
@@ -325,5 +380,6 @@ async fn from_api_key(
         source: Source::ApiKey,
         client_id: None,
         api_key_id: Some(key.id.clone()),
+        client_name: None,
     })
 }

@@ -69,7 +69,7 @@ pub const BUILTIN: &[BuiltinTool] = &[
         name: "whoami",
         title: "Who am I",
         description: "Show who this connection acts as: user id, email, organization id, how it \
-            authenticated (mcp-oauth or mcp-bearer), the scopes it holds, and the OAuth client id \
+            authenticated (mcp-oauth, mcp-bearer or mcp-client-credentials), the scopes it holds, and the OAuth client id \
             or API key id. Use it to check which account and permissions are in effect.",
         properties: || json!({}),
         required: &[],
@@ -232,6 +232,12 @@ fn whoami(who: &Identity) -> Value {
     }
     if let Some(key_id) = &who.api_key_id {
         out["api_key_id"] = json!(key_id);
+    }
+    // A machine client acts for no user: it has no email, and its name
+    // says which client it is.
+    if let Some(name) = &who.client_name {
+        out["client_name"] = json!(name);
+        out["email"] = Value::Null;
     }
     out
 }

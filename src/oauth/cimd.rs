@@ -38,6 +38,10 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct MetadataDocument {
     pub client_name: String,
     pub redirect_uris: Vec<RedirectUri>,
+    /// Set when the document declares `token_endpoint_auth_method:
+    /// "private_key_jwt"`: its `jwks_uri` (or inline `jwks`); the client
+    /// must then authenticate with a client assertion.
+    pub keys: Option<super::jwks::KeySource>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -75,6 +79,8 @@ struct Document {
     redirect_uris: Option<Vec<String>>,
     token_endpoint_auth_method: Option<String>,
     client_secret: Option<String>,
+    jwks_uri: Option<String>,
+    jwks: Option<serde_json::Value>,
 }
 
 impl CimdCache {
@@ -169,92 +175,114 @@ impl CimdCache {
         &self,
         client_id: &str,
     ) -> Result<(MetadataDocument, Option<Duration>), CimdError> {
-        let url = Url::parse(client_id).map_err(|_| CimdError::Forbidden("not a URL".into()))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| CimdError::Forbidden("no host".into()))?
-            .to_owned();
-        let loopback_ok = self.allow_loopback && url.scheme() == "http";
-        if url.scheme() != "https" && !loopback_ok {
-            return Err(CimdError::Forbidden("must use https".into()));
-        }
-        if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(CimdError::Forbidden(
-                "must not carry a fragment or credentials".into(),
-            ));
-        }
-        if url.path() == "/" || url.path().is_empty() {
-            return Err(CimdError::Forbidden("must have a path".into()));
-        }
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<SocketAddr> = tokio::time::timeout(
-            FETCH_TIMEOUT,
-            tokio::net::lookup_host((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| CimdError::Fetch("DNS lookup timed out".into()))?
-        .map_err(|e| CimdError::Fetch(format!("DNS lookup failed: {e}")))?
-        .collect();
-        let addr = addrs
-            .first()
-            .copied()
-            .ok_or_else(|| CimdError::Fetch("host has no address".into()))?;
-        // The test-only switch admits loopback documents, over http or over
-        // https with any certificate (a test cannot get a trusted one for
-        // 127.0.0.1; clients such as the TypeScript SDK insist on https).
-        let local_test = self.allow_loopback && addrs.iter().all(|a| a.ip().is_loopback());
-        for a in &addrs {
-            let allowed = if loopback_ok {
-                a.ip().is_loopback()
-            } else {
-                is_public(a.ip()) || local_test
-            };
-            if !allowed {
-                return Err(CimdError::Forbidden(format!(
-                    "{host} resolves to a non-public address"
-                )));
-            }
-        }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .resolve(&host, addr)
-            .danger_accept_invalid_certs(local_test)
-            .build()
-            .map_err(|e| CimdError::Fetch(e.to_string()))?;
-        let mut response = client
-            .get(url.clone())
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(CimdError::Fetch(format!(
-                "status {}",
-                response.status().as_u16()
-            )));
-        }
-        let ttl = cache_ttl(
-            response
-                .headers()
-                .get(reqwest::header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(CimdError::Invalid("larger than 5 KB".into()));
-            }
-        }
+        let (body, ttl) =
+            fetch_untrusted(client_id, self.allow_loopback, MAX_DOCUMENT_BYTES).await?;
         let doc: Document =
             serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
         Ok((validate(client_id, doc)?, ttl))
     }
+}
+
+/// Fetches a URL named by a stranger (a metadata document, a client's or an
+/// enterprise identity provider's `jwks_uri`) under the SSRF rules of this
+/// module: https only (http on loopback when `allow_loopback`, for tests),
+/// no credentials or fragment, a path, every resolved address public, the
+/// connection pinned to the checked address, no redirects, 200 only, at
+/// most `max_bytes` within [`FETCH_TIMEOUT`]. Returns the body and how long
+/// it may be cached (`None`: not at all).
+///
+/// # Errors
+/// [`CimdError::Forbidden`] for a URL these rules refuse, [`CimdError::Fetch`]
+/// when the fetch fails, [`CimdError::Invalid`] for a body over `max_bytes`.
+pub async fn fetch_untrusted(
+    url: &str,
+    allow_loopback: bool,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, Option<Duration>), CimdError> {
+    let client_id = url;
+    let url = Url::parse(client_id).map_err(|_| CimdError::Forbidden("not a URL".into()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| CimdError::Forbidden("no host".into()))?
+        .to_owned();
+    let loopback_ok = allow_loopback && url.scheme() == "http";
+    if url.scheme() != "https" && !loopback_ok {
+        return Err(CimdError::Forbidden("must use https".into()));
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(CimdError::Forbidden(
+            "must not carry a fragment or credentials".into(),
+        ));
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        return Err(CimdError::Forbidden("must have a path".into()));
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| CimdError::Fetch("DNS lookup timed out".into()))?
+    .map_err(|e| CimdError::Fetch(format!("DNS lookup failed: {e}")))?
+    .collect();
+    let addr = addrs
+        .first()
+        .copied()
+        .ok_or_else(|| CimdError::Fetch("host has no address".into()))?;
+    // The test-only switch admits loopback documents, over http or over
+    // https with any certificate (a test cannot get a trusted one for
+    // 127.0.0.1; clients such as the TypeScript SDK insist on https).
+    let local_test = allow_loopback && addrs.iter().all(|a| a.ip().is_loopback());
+    for a in &addrs {
+        let allowed = if loopback_ok {
+            a.ip().is_loopback()
+        } else {
+            is_public(a.ip()) || local_test
+        };
+        if !allowed {
+            return Err(CimdError::Forbidden(format!(
+                "{host} resolves to a non-public address"
+            )));
+        }
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(FETCH_TIMEOUT)
+        .resolve(&host, addr)
+        .danger_accept_invalid_certs(local_test)
+        .build()
+        .map_err(|e| CimdError::Fetch(e.to_string()))?;
+    let mut response = client
+        .get(url.clone())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(CimdError::Fetch(format!(
+            "status {}",
+            response.status().as_u16()
+        )));
+    }
+    let ttl = cache_ttl(
+        response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| CimdError::Fetch(e.without_url().to_string()))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > max_bytes {
+            return Err(CimdError::Invalid(format!("larger than {max_bytes} bytes")));
+        }
+    }
+    Ok((body, ttl))
 }
 
 fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdError> {
@@ -293,9 +321,31 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
         .iter()
         .map(|u| RedirectUri::parse(u).map_err(|e| CimdError::Invalid(e.0)))
         .collect::<Result<Vec<_>, _>>()?;
+    let keys = match doc.token_endpoint_auth_method.as_deref() {
+        Some("private_key_jwt") => Some(match (doc.jwks_uri, doc.jwks) {
+            (Some(uri), None) => super::jwks::KeySource::Uri(uri),
+            (None, Some(jwks)) => super::jwks::KeySource::Inline(
+                super::jwks::parse_inline(&jwks)
+                    .map_err(|_| CimdError::Invalid("jwks is not a JWKS document".into()))?,
+            ),
+            _ => {
+                return Err(CimdError::Invalid(
+                    "private_key_jwt needs exactly one of jwks_uri and jwks".into(),
+                ));
+            }
+        }),
+        None | Some("none") => None,
+        Some(other) => {
+            return Err(CimdError::Invalid(format!(
+                "token_endpoint_auth_method {:?} is not supported",
+                crate::display_text::clean(other, 60).unwrap_or_default()
+            )));
+        }
+    };
     Ok(MetadataDocument {
         client_name,
         redirect_uris,
+        keys,
     })
 }
 
@@ -384,6 +434,8 @@ mod tests {
             redirect_uris: Some(vec!["https://app.example/cb".into()]),
             token_endpoint_auth_method: None,
             client_secret: None,
+            jwks_uri: None,
+            jwks: None,
         };
         assert!(validate(url, doc("App")).is_ok());
         assert!(validate(url, doc("A\0pp")).is_err());

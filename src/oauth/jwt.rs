@@ -26,7 +26,15 @@ pub struct AccessClaims {
     pub scope: String,
     pub org_id: Uuid,
     pub grant_id: Uuid,
+    /// `client_credentials` on a machine client's token (then `sub`,
+    /// `client_id` and `grant_id` are the service client's id); absent on
+    /// tokens that act for a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gty: Option<String>,
 }
+
+/// The `gty` of a machine client's access token.
+pub const CLIENT_CREDENTIALS_GTY: &str = "client_credentials";
 
 #[derive(Debug, Serialize)]
 pub struct IdClaims<'a> {

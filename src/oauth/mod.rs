@@ -1,10 +1,13 @@
 //! The OAuth 2.1 authorization server (SPEC §3).
 
+pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod client;
 pub mod error;
 pub mod http_auth;
+pub mod id_jag;
+pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod metadata;
@@ -13,6 +16,7 @@ pub mod redirect_uri;
 pub mod register;
 pub mod revocation;
 pub mod revoke;
+pub mod service_client;
 pub mod token;
 
 use axum::{

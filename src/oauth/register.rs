@@ -20,7 +20,12 @@ use crate::{
     store::{self, Client},
 };
 
-pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+pub const AUTH_METHODS: [&str; 4] = [
+    "none",
+    "client_secret_post",
+    "client_secret_basic",
+    "private_key_jwt",
+];
 const MAX_NAME_CHARS: usize = 200;
 /// Largest client metadata kept per registration, as stored JSON (README
 /// "Limits and hardening"): enough for 20 ordinary redirect URIs.
@@ -35,6 +40,9 @@ struct Request {
     logo_uri: Option<String>,
     software_id: Option<String>,
     software_version: Option<String>,
+    /// For `private_key_jwt` (RFC 7591 §2): one of these.
+    jwks_uri: Option<String>,
+    jwks: Option<Value>,
 }
 
 fn metadata_error(error: &'static str, description: impl Into<String>) -> OAuthError {
@@ -111,7 +119,7 @@ pub async fn register(
         return Err(metadata_error(
             "invalid_client_metadata",
             format!(
-                "token_endpoint_auth_method {method:?} is not supported; use none, client_secret_post or client_secret_basic"
+                "token_endpoint_auth_method {method:?} is not supported; use none, client_secret_post, client_secret_basic or private_key_jwt"
             ),
         ));
     }
@@ -121,8 +129,9 @@ pub async fn register(
     }
     .unwrap_or_else(|| "Unnamed client".to_owned());
 
+    let keys = client_keys(&method, request.jwks_uri, request.jwks)?;
     let client_id = uuid::Uuid::new_v4().to_string();
-    let secret = (method != "none").then(Secret::generate);
+    let secret = (method.starts_with("client_secret")).then(Secret::generate);
     let issued_at = store::now();
     let mut echoed = json!({
         "client_id": client_id,
@@ -142,6 +151,9 @@ pub async fn register(
         if let Some(value) = value {
             echoed[key] = Value::String(value);
         }
+    }
+    if let Some((key, value)) = keys {
+        echoed[key] = value;
     }
     if echoed.to_string().len() > MAX_METADATA_BYTES {
         return Err(metadata_error(
@@ -181,4 +193,38 @@ pub async fn register(
         Json(echoed),
     )
         .into_response())
+}
+
+/// `private_key_jwt` needs exactly one of `jwks_uri` (an https URL, fetched
+/// under the CIMD rules when used) and `jwks` (a JWKS); other methods take
+/// neither. Returns the member to store with the metadata.
+fn client_keys(
+    method: &str,
+    jwks_uri: Option<String>,
+    jwks: Option<Value>,
+) -> Result<Option<(&'static str, Value)>, OAuthError> {
+    match (method, jwks_uri, jwks) {
+        ("private_key_jwt", Some(uri), None) => {
+            let parsed = url::Url::parse(&uri)
+                .map_err(|_| metadata_error("invalid_client_metadata", "jwks_uri is not a URL"))?;
+            if parsed.scheme() != "https" && parsed.scheme() != "http" {
+                return Err(metadata_error(
+                    "invalid_client_metadata",
+                    "jwks_uri must be an https URL",
+                ));
+            }
+            Ok(Some(("jwks_uri", Value::String(uri))))
+        }
+        ("private_key_jwt", None, Some(jwks)) => {
+            super::jwks::parse_inline(&jwks).map_err(|_| {
+                metadata_error("invalid_client_metadata", "jwks is not a JWKS document")
+            })?;
+            Ok(Some(("jwks", jwks)))
+        }
+        ("private_key_jwt", _, _) => Err(metadata_error(
+            "invalid_client_metadata",
+            "private_key_jwt needs exactly one of jwks_uri and jwks",
+        )),
+        _ => Ok(None),
+    }
 }

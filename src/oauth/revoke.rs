@@ -70,17 +70,15 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(&headers, &body)?;
-    let client = client::authenticate(
-        &state,
-        &headers,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )
-    .await?;
+    let client = client::authenticate(&state, &headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let target = match identify(&state, token, false).await? {
+        // A machine client's access token has no grant of its own (its
+        // `grant_id` is the client): revoking one would refuse all of them
+        // on this instance only. It expires; the admin revokes the client.
+        Some(Presented::Access(claims)) if claims.gty.is_some() => None,
         Some(Presented::Access(claims)) => Some((claims.grant_id, claims.client_id.clone())),
         Some(Presented::Refresh(grant)) => Some((grant.id, grant.client_id)),
         None => None,
@@ -102,13 +100,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(&headers, &body)?;
-    let client = client::authenticate(
-        &state,
-        &headers,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )
-    .await?;
+    let client = client::authenticate(&state, &headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -117,16 +109,26 @@ pub async fn introspect(
         Some(Presented::Access(c))
             if !state.revoked.is_revoked(c.grant_id) && may_see(&state, &client, &c.client_id) =>
         {
-            let grant_live = state
-                .store
-                .grant(c.grant_id)
-                .await?
-                .is_some_and(|g| g.revoked_at.is_none())
-                && state
+            // A machine client's token stands for the client itself; a
+            // person's for their grant, and only while their account is enabled.
+            let grant_live = if c.gty.as_deref() == Some(jwt::CLIENT_CREDENTIALS_GTY) {
+                state
                     .store
-                    .user(c.sub)
+                    .service_client(c.grant_id)
                     .await?
-                    .is_some_and(|u| u.disabled_at.is_none());
+                    .is_some_and(|s| s.revoked_at.is_none())
+            } else {
+                state
+                    .store
+                    .grant(c.grant_id)
+                    .await?
+                    .is_some_and(|g| g.revoked_at.is_none())
+                    && state
+                        .store
+                        .user(c.sub)
+                        .await?
+                        .is_some_and(|u| u.disabled_at.is_none())
+            };
             if grant_live {
                 json!({
                     "active": true,

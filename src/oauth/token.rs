@@ -1,4 +1,5 @@
-//! The token endpoint (SPEC §3.6): authorization-code and refresh-token grants.
+//! The token endpoint (SPEC §3.6): authorization-code and refresh-token grants,
+//! and (issue 16) `client_credentials` and the jwt-bearer identity assertion grant.
 
 use axum::{
     Json,
@@ -89,26 +90,34 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let form = TokenForm::parse(&headers, &body)?;
     let grant_type = form.require("grant_type")?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+    if !matches!(
+        grant_type,
+        "authorization_code"
+            | "refresh_token"
+            | "client_credentials"
+            | super::id_jag::JWT_BEARER_GRANT
+    ) {
         return Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             format!("grant_type {grant_type:?} is not supported"),
         ));
     }
-    let client = client::authenticate(
-        &state,
-        &headers,
-        form.get("client_id"),
-        form.get("client_secret"),
-    )
-    .await?;
+    let client = client::authenticate(&state, &headers, &form).await?;
     let body = match grant_type {
         "authorization_code" => authorization_code(&state, &client, &form).await?,
+        "client_credentials" => {
+            super::service_client::client_credentials(&state, &client, &form).await?
+        }
+        super::id_jag::JWT_BEARER_GRANT => {
+            super::id_jag::jwt_bearer(&state, &client, &form).await?
+        }
         _ => refresh_token(&state, &client, &form).await?,
     };
     state.metrics.token_issued(match grant_type {
         "authorization_code" => "authorization_code",
+        "client_credentials" => "client_credentials",
+        super::id_jag::JWT_BEARER_GRANT => "jwt_bearer",
         _ => "refresh_token",
     });
     Ok((
@@ -326,6 +335,7 @@ async fn token_response(
         scope: grant.scope.to_string(),
         org_id: grant.org_id,
         grant_id: grant.id,
+        gty: None,
     };
     let mut body = json!({
         "access_token": jwt::access_token(&state.keys, &claims),

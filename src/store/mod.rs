@@ -11,6 +11,7 @@ use sqlx::{Row, postgres::PgPool, sqlite::SqlitePool};
 use uuid::Uuid;
 
 pub use accounts::*;
+pub use machine::{EnterpriseIdp, ServiceClient};
 pub use models::*;
 
 use crate::identity::{
@@ -98,6 +99,8 @@ macro_rules! on_pool {
 // After `on_pool!`, which it uses (macros are in scope textually).
 mod accounts;
 pub mod open;
+// After `on_pool!`, which it uses.
+mod machine;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read
@@ -823,12 +826,16 @@ impl Store {
 
     /// Grants revoked at or after `since`, for the per-instance revocation cache.
     pub async fn revoked_grants_since(&self, since: i64) -> Result<Vec<(Uuid, i64)>> {
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, (Uuid, i64)>(
-            "SELECT id, revoked_at FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= $1"
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, (Uuid, i64)>(
+            // Service clients' tokens carry the client's id as `grant_id`.
+            "SELECT id, revoked_at FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= $1
+             UNION ALL SELECT id, revoked_at FROM service_clients WHERE revoked_at IS NOT NULL AND revoked_at >= $1"
         )
         .bind(since)
         .fetch_all(pool)
-        .await?))
+        .await?
+        }))
     }
 
     /// Rotates a refresh token (RFC 9700 §4.14.2). The conditional UPDATE is the

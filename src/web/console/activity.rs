@@ -154,9 +154,18 @@ pub async fn list(
     let more = calls.len() as i64 > PAGE_SIZE;
     calls.truncate(PAGE_SIZE as usize);
 
+    // Service clients act for no user: they are shown by name.
+    let services: Vec<(Uuid, String)> = state
+        .store
+        .service_clients(org_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, format!("service client {}", c.name)))
+        .collect();
     let emails: HashMap<Uuid, &str> = members
         .iter()
         .map(|m| (m.user_id, m.email.as_str()))
+        .chain(services.iter().map(|(id, name)| (*id, name.as_str())))
         .collect();
     let filters = |after: Option<String>| {
         let mut query = form_urlencoded::Serializer::new(String::new());

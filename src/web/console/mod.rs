@@ -12,6 +12,7 @@ mod apps;
 mod connect;
 mod keys;
 mod members;
+mod machines;
 mod org;
 
 use askama::Template;
@@ -51,6 +52,17 @@ pub fn router() -> Router<AppState> {
         .route("/console/org/rename", post(members::rename))
         .route("/console/account", get(account::show))
         .route("/console/account/password", post(account::change_password))
+        .route("/console/org/machines", get(machines::show))
+        .route(
+            "/console/org/machines/clients",
+            post(machines::create_client),
+        )
+        .route(
+            "/console/org/machines/clients/revoke",
+            post(machines::revoke_client),
+        )
+        .route("/console/org/machines/idps", post(machines::trust))
+        .route("/console/org/machines/idps/remove", post(machines::remove))
         .route("/console/activity", get(activity::list))
         .route("/console/connect", get(connect::show))
         .layer(map_response(|mut response: Response| async move {
@@ -289,6 +301,11 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "role-changed" => {
             "The role was changed. Existing keys follow it at once; apps when they next refresh."
         }
+        "service-client-revoked" => {
+            "The service client was revoked. Its tokens are refused within seconds."
+        }
+        "idp-trusted" => "The identity provider is trusted for this organization.",
+        "idp-removed" => "The identity provider is no longer trusted.",
         _ => return None,
     })
 }
