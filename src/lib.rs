@@ -65,6 +65,7 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     state.mac = std::sync::Arc::new(mac);
     state.revoked.refresh(&state.store).await?;
     spawn_refresher(state.clone());
+    oauth::revocation::spawn_listener(state.clone());
     spawn_catalog_reloader(state.clone());
     Ok(state)
 }

@@ -145,7 +145,9 @@ impl Metrics {
                 "revocation_propagation_seconds",
                 "From a revocation on another instance to this instance applying it.",
             )
-            .buckets(vec![0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0,
+            ]),
         )
         .expect("valid metric");
         registry
@@ -284,6 +286,11 @@ impl Metrics {
         self.revocation_lag.observe(lag as f64);
     }
 
+    /// A revocation announced by another instance `lag` ago, applied now.
+    pub fn revocation_lag(&self, lag: std::time::Duration) {
+        self.revocation_lag.observe(lag.as_secs_f64());
+    }
+
     /// The text exposition of every metric, with the pool gauges read now.
     pub fn render(&self, state: &AppState) -> String {
         let (size, idle) = state.store.pool_connections();
@@ -304,6 +311,10 @@ impl Metrics {
 /// Counts every HTTP request by its route template (`MatchedPath`, or
 /// `unmatched`), method and status, with its latency.
 pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Nobody can scrape them: don't pay for per-request label lookups.
+    if state.config.metrics_listen.is_none() {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()
