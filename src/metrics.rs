@@ -91,6 +91,7 @@ pub struct Metrics {
     cimd_fetches: IntCounterVec,
     db_connections: IntGaugeVec,
     revocation_lag: Histogram,
+    redis_unavailable: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -213,6 +214,11 @@ impl Metrics {
                 "Requests refused by a rate limit, by limit (tool, registration, sign_in).",
                 &["limit"],
             ),
+            redis_unavailable: counter(
+                "redis_unavailable_total",
+                "Limit decisions made without Redis (unreachable or slower than its timeout), by limit (tool and registration fail open, sign_in fails closed).",
+                &["limit"],
+            ),
             cimd_fetches: counter(
                 "cimd_fetches_total",
                 "Client ID Metadata Document fetches by result (ok, error).",
@@ -266,6 +272,11 @@ impl Metrics {
     }
 
     /// `limit` is `tool`, `registration` or `sign_in`.
+    /// A limit decision Redis did not answer in time.
+    pub fn redis_unavailable(&self, limit: &'static str) {
+        self.redis_unavailable.with_label_values(&[limit]).inc();
+    }
+
     pub fn rate_limited(&self, limit: &'static str) {
         self.rate_limited.with_label_values(&[limit]).inc();
     }

@@ -11,7 +11,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{PageError, csrf, device, render, session, throttle::Origin};
+use super::{
+    PageError, csrf, device, render, session,
+    throttle::{Origin, Verdict},
+};
 use crate::{identity, identity::mac::MacKey, state::AppState};
 
 #[derive(Template)]
@@ -116,7 +119,24 @@ pub async fn submit(
         Some(id) => Origin::KnownDevice(id),
         None => Origin::Address(client),
     };
-    if let Some(wait) = state.login_throttle.blocked(&account, &origin, client) {
+    let verdict = state.login_throttle.check(&account, &origin, client).await;
+    if verdict == Verdict::Unavailable {
+        state.metrics.redis_unavailable("sign_in");
+        let mut response = page(
+            &state.mac,
+            &headers,
+            secure,
+            next,
+            email,
+            Some("Signing in is briefly unavailable. Try again in a few seconds."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return Ok(response);
+    }
+    if let Verdict::Wait(wait) = verdict {
         state.metrics.rate_limited("sign_in");
         let seconds = wait.as_secs().max(1);
         let message = format!(
@@ -151,7 +171,13 @@ pub async fn submit(
         )
         .await;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_throttle.failed(&account, &origin, client);
+        if !state
+            .login_throttle
+            .record_failure(&account, &origin, client)
+            .await
+        {
+            state.metrics.redis_unavailable("sign_in");
+        }
         tracing::info!(email, "sign-in failed");
         return Ok(page(
             &state.mac,
@@ -163,7 +189,7 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
         ));
     };
-    state.login_throttle.succeeded(&account, &origin);
+    state.login_throttle.record_success(&account, &origin).await;
     let cookie = session::start(&state, &user).await?;
     let known_device = device::remember(&state.mac, &headers, &account, secure);
     tracing::info!(user_id = %user.id, "signed in");

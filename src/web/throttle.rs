@@ -14,13 +14,20 @@
 //!
 //! Accounts are keyed by their canonical email, so other spellings of an
 //! address share its counters. Unknown emails are counted like known ones.
+//!
+//! With `redis_url` the counters live in Redis, shared by every instance
+//! (`shared_limits`); if Redis does not answer in time, sign-in is refused
+//! (fail closed): an attacker must not gain unthrottled guesses by making
+//! Redis slow.
 
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use crate::shared_limits::{SharedLimits, ThrottleCounter};
 
 /// How a throttle counter grows and what it costs.
 #[derive(Debug, Clone, Copy)]
@@ -89,9 +96,101 @@ impl Limit {
 #[derive(Default)]
 pub struct LoginThrottle {
     records: Mutex<HashMap<Key, Record>>,
+    shared: Option<Arc<SharedLimits>>,
+}
+
+/// Whether a sign-in attempt may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Held back for this long.
+    Wait(Duration),
+    /// The shared counters could not be read: refused (fail closed).
+    Unavailable,
+}
+
+impl Key {
+    /// The counter's name in Redis; lengths keep the parts unambiguous.
+    fn shared_name(&self) -> String {
+        match self {
+            Key::Pair(account, Origin::Address(ip)) => {
+                format!("pair:{}:{account}:ip:{ip}", account.len())
+            }
+            Key::Pair(account, Origin::KnownDevice(id)) => {
+                format!("pair:{}:{account}:device:{id}", account.len())
+            }
+            Key::Account(account) => format!("account:{account}"),
+            Key::Address(ip) => format!("address:{ip}"),
+        }
+    }
 }
 
 impl LoginThrottle {
+    /// Counters kept in Redis, shared by every instance.
+    pub fn shared(limits: Arc<SharedLimits>) -> LoginThrottle {
+        LoginThrottle {
+            records: Mutex::default(),
+            shared: Some(limits),
+        }
+    }
+
+    fn counters(account: &str, origin: &Origin, ip: IpAddr) -> Vec<ThrottleCounter> {
+        Self::keys(account, origin, ip)
+            .into_iter()
+            .map(|(key, limit)| ThrottleCounter {
+                key: key.shared_name(),
+                free: limit.free,
+                base: limit.base,
+            })
+            .collect()
+    }
+
+    /// Whether the caller may try to sign in now. `account` is the canonical
+    /// email; `ip` the client's address.
+    pub async fn check(&self, account: &str, origin: &Origin, ip: IpAddr) -> Verdict {
+        let wait = match &self.shared {
+            None => self.blocked(account, origin, ip),
+            Some(limits) => match limits
+                .throttle_wait(&Self::counters(account, origin, ip), MAX_DELAY)
+                .await
+            {
+                Ok(wait) => wait,
+                Err(_) => return Verdict::Unavailable,
+            },
+        };
+        match wait {
+            Some(wait) => Verdict::Wait(wait),
+            None => Verdict::Allowed,
+        }
+    }
+
+    /// Counts a failed sign-in; `false` if the shared counters could not be
+    /// written.
+    pub async fn record_failure(&self, account: &str, origin: &Origin, ip: IpAddr) -> bool {
+        match &self.shared {
+            None => {
+                self.failed(account, origin, ip);
+                true
+            }
+            Some(limits) => limits
+                .throttle_failed(&Self::counters(account, origin, ip), FORGET_AFTER)
+                .await
+                .is_ok(),
+        }
+    }
+
+    /// A correct password from this origin: clears that origin's counter.
+    pub async fn record_success(&self, account: &str, origin: &Origin) {
+        match &self.shared {
+            None => self.succeeded(account, origin),
+            Some(limits) => {
+                let key = Key::Pair(account.to_owned(), origin.clone()).shared_name();
+                // A stale pair counter only delays this origin's next failure.
+                let _ = limits.throttle_clear(&key).await;
+            }
+        }
+    }
+
     fn keys(account: &str, origin: &Origin, ip: IpAddr) -> Vec<(Key, Limit)> {
         let mut keys = vec![(Key::Pair(account.to_owned(), origin.clone()), PER_PAIR)];
         if matches!(origin, Origin::Address(_)) {
@@ -103,7 +202,7 @@ impl LoginThrottle {
 
     /// How long the caller must wait before trying again, if held back.
     /// `account` is the canonical email; `ip` the client's address.
-    pub fn blocked(&self, account: &str, origin: &Origin, ip: IpAddr) -> Option<Duration> {
+    fn blocked(&self, account: &str, origin: &Origin, ip: IpAddr) -> Option<Duration> {
         self.blocked_at(account, origin, ip, Instant::now())
     }
 
@@ -125,7 +224,7 @@ impl LoginThrottle {
             .max()
     }
 
-    pub fn failed(&self, account: &str, origin: &Origin, ip: IpAddr) {
+    fn failed(&self, account: &str, origin: &Origin, ip: IpAddr) {
         self.failed_at(account, origin, ip, Instant::now());
     }
 
@@ -150,7 +249,7 @@ impl LoginThrottle {
     /// A correct password from this origin clears that origin's counter. The
     /// account-wide and address counters only decay: one success must not
     /// reset what an attacker elsewhere has been building up.
-    pub fn succeeded(&self, account: &str, origin: &Origin) {
+    fn succeeded(&self, account: &str, origin: &Origin) {
         self.records
             .lock()
             .expect("lock")
