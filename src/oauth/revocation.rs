@@ -267,3 +267,30 @@ async fn resync(state: &AppState) {
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_read_back_as_sent() {
+        let (user, org) = (Uuid::new_v4(), Uuid::new_v4());
+        for revocation in [
+            Revocation::Grant(Uuid::new_v4()),
+            Revocation::ApiKey("k3y:with:colons".into()),
+            Revocation::Membership {
+                user_id: user,
+                org_id: org,
+            },
+            Revocation::User(user),
+            Revocation::Resync,
+        ] {
+            let (read, sent) = Revocation::parse(&revocation.payload()).expect("parses");
+            assert_eq!(read, revocation);
+            assert!((now_ms() - sent).abs() < 60_000);
+        }
+        assert_eq!(Revocation::parse("grant:not-a-uuid:1"), None);
+        assert_eq!(Revocation::parse("later:x:1"), None);
+        assert_eq!(Revocation::parse("garbage"), None);
+    }
+}
