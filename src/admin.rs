@@ -96,6 +96,15 @@ pub async fn add_to_org(store: &Store, email: &str, org_id: Uuid, role: Role) ->
             user.email
         )));
     }
+    // A demotion must reach running servers before their membership caches expire.
+    crate::oauth::revocation::announce(
+        store,
+        &crate::oauth::revocation::Revocation::Membership {
+            user_id: user.id,
+            org_id,
+        },
+    )
+    .await;
     Ok(json!({ "user_id": user.id, "org_id": org_id, "role": role }))
 }
 
@@ -183,6 +192,11 @@ pub async fn revoke_api_key(store: &Store, id: &str) -> Result<Value> {
     if !store.revoke_api_key(id).await? {
         return Err(AdminError::NotFound("active API key"));
     }
+    crate::oauth::revocation::announce(
+        store,
+        &crate::oauth::revocation::Revocation::ApiKey(id.to_owned()),
+    )
+    .await;
     Ok(json!({ "id": id, "revoked": true }))
 }
 
@@ -217,5 +231,6 @@ pub async fn revoke_client(store: &Store, client_id: &str) -> Result<Value> {
     if !store.revoke_client(client_id).await? {
         return Err(AdminError::NotFound("active client"));
     }
+    crate::oauth::revocation::announce(store, &crate::oauth::revocation::Revocation::Resync).await;
     Ok(json!({ "client_id": client_id, "revoked": true }))
 }

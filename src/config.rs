@@ -128,6 +128,16 @@ pub struct Config {
     /// names the client for the DCR and sign-in limits; empty: none.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Redis shared by every instance (`redis://host:6379`): the per-tool
+    /// rate limits, DCR per-address limits and sign-in throttles are then
+    /// enforced across instances; unset, each process counts on its own.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments (or tests) can
+    /// share one Redis.
+    pub redis_key_prefix: String,
+    /// The longest a request waits for a Redis decision, in milliseconds;
+    /// past it, rate limits let the request through and sign-in is refused.
+    pub redis_timeout_ms: u64,
 }
 
 /// How log lines are written.
@@ -180,6 +190,9 @@ impl std::fmt::Debug for Config {
             .field("unused_registration_ttl", &self.unused_registration_ttl)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_password))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
             .finish()
     }
 }
@@ -232,6 +245,9 @@ impl Default for Config {
             unused_registration_ttl: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "portcullis".into(),
+            redis_timeout_ms: 100,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod ratelimit;
 pub mod request_id;
 pub mod serve;
+pub mod shared_limits;
 pub mod state;
 pub mod store;
 pub mod web;
@@ -64,8 +65,19 @@ pub async fn build(config: Config) -> Result<AppState, StartError> {
     let mut state =
         AppState::new(config, store, keys, &catalog).map_err(gateway::GatewayError::from)?;
     state.mac = std::sync::Arc::new(mac);
+    if let Some(url) = state.config.redis_url.clone() {
+        let timeout = std::time::Duration::from_millis(state.config.redis_timeout_ms);
+        let shared =
+            shared_limits::SharedLimits::new(&url, &state.config.redis_key_prefix, timeout)
+                .map_err(|e| config::ConfigError::Invalid {
+                    origin: "redis_url".into(),
+                    message: e.to_string(),
+                })?;
+        state.share_limits(Arc::new(shared));
+    }
     state.revoked.refresh(&state.store).await?;
     spawn_refresher(state.clone());
+    oauth::revocation::spawn_listener(state.clone());
     spawn_catalog_reloader(state.clone());
     Ok(state)
 }
@@ -177,7 +189,9 @@ async fn not_found() -> Response {
 }
 
 /// `GET /readyz`: 200 `{"status":"ready","checks":{"database":"ok"}}` when
-/// every dependency answers; 503 naming the failing ones, or
+/// every dependency answers (`"redis"` is checked too when configured; if it
+/// fails the answer stays 200 with `"status":"degraded"`); 503 naming the
+/// failing ones, or
 /// `"status":"shutting_down"` from the moment a shutdown begins, so a load
 /// balancer stops sending new requests while in-flight ones finish.
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -198,16 +212,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Err(_) => "timed out",
         };
     let ready = database == "ok";
+    let mut checks = serde_json::json!({ "database": database });
+    // Redis down degrades the limits (rate limits open, sign-in closed) but
+    // takes no instance out of the balancer: every instance shares it, so
+    // that would turn a degraded limit into an outage.
+    let mut degraded = false;
+    if let Some(shared) = &state.shared_limits {
+        let redis = match shared.ping().await {
+            Ok(()) => "ok",
+            Err(_) => {
+                degraded = true;
+                "unreachable"
+            }
+        };
+        checks["redis"] = redis.into();
+    }
+    let status = match (ready, degraded) {
+        (false, _) => "unavailable",
+        (true, true) => "degraded",
+        (true, false) => "ready",
+    };
     (
         if ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        axum::Json(serde_json::json!({
-            "status": if ready { "ready" } else { "unavailable" },
-            "checks": { "database": database },
-        })),
+        axum::Json(serde_json::json!({ "status": status, "checks": checks })),
     )
         .into_response()
 }

@@ -91,6 +91,7 @@ pub struct Metrics {
     cimd_fetches: IntCounterVec,
     db_connections: IntGaugeVec,
     revocation_lag: Histogram,
+    redis_unavailable: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -145,7 +146,9 @@ impl Metrics {
                 "revocation_propagation_seconds",
                 "From a revocation on another instance to this instance applying it.",
             )
-            .buckets(vec![0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0,
+            ]),
         )
         .expect("valid metric");
         registry
@@ -211,6 +214,11 @@ impl Metrics {
                 "Requests refused by a rate limit, by limit (tool, registration, sign_in).",
                 &["limit"],
             ),
+            redis_unavailable: counter(
+                "redis_unavailable_total",
+                "Limit decisions made without Redis (unreachable or slower than its timeout), by limit (tool and registration fail open, sign_in fails closed).",
+                &["limit"],
+            ),
             cimd_fetches: counter(
                 "cimd_fetches_total",
                 "Client ID Metadata Document fetches by result (ok, error).",
@@ -264,6 +272,11 @@ impl Metrics {
     }
 
     /// `limit` is `tool`, `registration` or `sign_in`.
+    /// A limit decision Redis did not answer in time.
+    pub fn redis_unavailable(&self, limit: &'static str) {
+        self.redis_unavailable.with_label_values(&[limit]).inc();
+    }
+
     pub fn rate_limited(&self, limit: &'static str) {
         self.rate_limited.with_label_values(&[limit]).inc();
     }
@@ -282,6 +295,11 @@ impl Metrics {
     pub fn revocation_applied(&self, revoked_at: i64) {
         let lag = (crate::store::now() - revoked_at).max(0);
         self.revocation_lag.observe(lag as f64);
+    }
+
+    /// A revocation announced by another instance `lag` ago, applied now.
+    pub fn revocation_lag(&self, lag: std::time::Duration) {
+        self.revocation_lag.observe(lag.as_secs_f64());
     }
 
     /// The text exposition of every metric, with the pool gauges read now.
@@ -304,6 +322,10 @@ impl Metrics {
 /// Counts every HTTP request by its route template (`MatchedPath`, or
 /// `unmatched`), method and status, with its latency.
 pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Nobody can scrape them: don't pay for per-request label lookups.
+    if state.config.metrics_listen.is_none() {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()

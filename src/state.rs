@@ -77,6 +77,8 @@ pub struct AppState {
     /// Service clients by id, revoked ones included; like `clients`, the
     /// bound on how late a change made elsewhere is seen here.
     pub service_clients: moka::sync::Cache<uuid::Uuid, Arc<crate::store::ServiceClient>>,
+    /// Redis holding the limits shared by every instance (`redis_url`).
+    pub shared_limits: Option<Arc<crate::shared_limits::SharedLimits>>,
 }
 
 impl AppState {
@@ -86,16 +88,7 @@ impl AppState {
         keys: Keys,
         catalog: &Catalog,
     ) -> Result<AppState, NameClash> {
-        let registrations = TokenBuckets::new(
-            config.registrations_per_ip_per_hour,
-            config.registrations_per_ip_per_hour,
-            Duration::from_secs(3600),
-        );
-        let tool_calls = TokenBuckets::new(
-            config.rate_limit.burst,
-            config.rate_limit.per_minute,
-            Duration::from_secs(60),
-        );
+        let (registrations, tool_calls) = limits(&config);
         let policy = ScopePolicy::new(&config.tool_scopes);
         let tools = Arc::new(Tools::new(ToolSet::new(&policy, catalog)?));
         let upstreams = reqwest::Client::builder()
@@ -135,7 +128,23 @@ impl AppState {
             draining: Arc::default(),
             jwks: Arc::new(crate::oauth::jwks::JwksCache::new(config_allow_loopback)),
             service_clients: cache::bounded(CLIENT_CACHE_TTL, MAX_CACHED_CLIENTS),
+            shared_limits: None,
         })
+    }
+
+    /// Moves the tool-call and registration limits and the sign-in throttle
+    /// to Redis, shared with every other instance using it.
+    pub fn share_limits(&mut self, shared: Arc<crate::shared_limits::SharedLimits>) {
+        let (registrations, tool_calls) = limits(&self.config);
+        let metrics = Arc::clone(&self.metrics);
+        self.registrations = Arc::new(registrations.shared(
+            Arc::clone(&shared),
+            "registration",
+            Arc::clone(&metrics),
+        ));
+        self.tool_calls = Arc::new(tool_calls.shared(Arc::clone(&shared), "tool", metrics));
+        self.login_throttle = Arc::new(LoginThrottle::shared(Arc::clone(&shared)));
+        self.shared_limits = Some(shared);
     }
 
     /// Re-reads the catalog file and swaps in the new tool set; on any error
@@ -147,4 +156,20 @@ impl AppState {
         self.tools.replace(set);
         Ok(count)
     }
+}
+
+/// The DCR per-address buckets and the per-tool buckets, as configured.
+fn limits(config: &Config) -> (TokenBuckets<IpAddr>, TokenBuckets<String>) {
+    (
+        TokenBuckets::new(
+            config.registrations_per_ip_per_hour,
+            config.registrations_per_ip_per_hour,
+            Duration::from_secs(3600),
+        ),
+        TokenBuckets::new(
+            config.rate_limit.burst,
+            config.rate_limit.per_minute,
+            Duration::from_secs(60),
+        ),
+    )
 }

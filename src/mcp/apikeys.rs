@@ -72,6 +72,12 @@ impl ApiKeyCache {
         self.keys.invalidate(&cache::credential_key(id));
     }
 
+    /// Drops every cached key row (after a missed revocation, or when a
+    /// user loses access everywhere): the next lookups re-read the store.
+    pub fn forget_all(&self) {
+        self.keys.invalidate_all();
+    }
+
     pub fn record_use(&self, id: &str) {
         let now = store::now();
         let mut pending = self.pending_touches.lock().expect("lock");

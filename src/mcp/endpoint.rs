@@ -133,7 +133,7 @@ impl Endpoint {
                 tool: Some(tool),
                 ..
             }) => {
-                if let Err(refusal) = gate::admit(&self.state, who, &tool) {
+                if let Err(refusal) = gate::admit(&self.state, who, &tool).await {
                     return refusal.into_response(&self.state, &id);
                 }
                 let backoff = UpstreamBackoff::default();
@@ -265,7 +265,7 @@ impl Endpoint {
             Ok(Envelope::Request { id, tool, method }) => {
                 self.state.metrics.mcp_request(&method);
                 if let Some(tool) = tool
-                    && let Err(refusal) = gate::admit(&self.state, who, &tool)
+                    && let Err(refusal) = gate::admit(&self.state, who, &tool).await
                 {
                     return Some(refusal.into_error(&id).to_value());
                 }

@@ -44,7 +44,7 @@ const UNSEEN_TOOLS: &str = "?unseen";
 /// Admits or refuses a call of `tool` by `who`; records refusals in the
 /// audit log. Unknown and hidden tools are rate-limited in one bucket and
 /// then go on to the handler, which answers "tool not found" for both.
-pub fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), Refusal> {
+pub async fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), Refusal> {
     let tools = state.tools.current();
     let visible = tools
         .get(tool)
@@ -62,7 +62,7 @@ pub fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), Refusal
         }
         _ => who.bucket(UNSEEN_TOOLS),
     };
-    state.tool_calls.take(&bucket).map_err(|wait| {
+    state.tool_calls.acquire(&bucket).await.map_err(|wait| {
         state.metrics.rate_limited("tool");
         state
             .audit

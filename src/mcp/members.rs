@@ -54,4 +54,15 @@ impl MemberCache {
         self.entries.insert((user_id, org_id), membership.clone());
         Ok(membership)
     }
+
+    /// Drops one membership, so a role change or removal applies at once.
+    pub fn forget(&self, user_id: Uuid, org_id: Uuid) {
+        self.entries.invalidate(&(user_id, org_id));
+    }
+
+    /// Drops every cached membership (after a missed revocation, or when a
+    /// user loses access everywhere).
+    pub fn forget_all(&self) {
+        self.entries.invalidate_all();
+    }
 }

@@ -307,7 +307,11 @@ async fn delete_api_key(state: &AppState, who: &Identity, args: DeleteArgs) -> T
         return Err(not_found());
     }
     state.store.revoke_api_key(&key.id).await?;
-    state.api_keys.forget(&key.id);
+    crate::oauth::revocation::revoked(
+        state,
+        crate::oauth::revocation::Revocation::ApiKey(key.id.clone()),
+    )
+    .await;
     Ok(json!({ "deleted": true, "id": key.id, "name": key.name }))
 }
 
@@ -324,9 +328,8 @@ async fn delete_connected_app(state: &AppState, who: &Identity, args: DeleteArgs
         return Err(not_found());
     }
     state.store.revoke_grant(grant.id).await?;
-    // Access tokens of this grant stop on this instance now, on the others at
-    // their next revocation poll.
-    state.revoked.mark(grant.id);
+    crate::oauth::revocation::revoked(state, crate::oauth::revocation::Revocation::Grant(grant.id))
+        .await;
     Ok(json!({
         "deleted": true,
         "id": grant.id,

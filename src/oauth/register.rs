@@ -54,7 +54,7 @@ pub async fn register(
     ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    if let Err(wait) = state.registrations.take(&client) {
+    if let Err(wait) = state.registrations.acquire(&client).await {
         state.metrics.rate_limited("registration");
         let mut response = OAuthError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -88,7 +88,11 @@ pub async fn revoke(
         && owner == client.client_id
     {
         state.store.revoke_grant(grant_id).await?;
-        state.revoked.mark(grant_id);
+        crate::oauth::revocation::revoked(
+            &state,
+            crate::oauth::revocation::Revocation::Grant(grant_id),
+        )
+        .await;
         tracing::info!(%grant_id, client_id = %owner, "grant revoked by client");
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response())

@@ -166,6 +166,11 @@ async fn authorization_code(
         CodeRedemption::Replayed => {
             // The grant the code produced was revoked by the store; tell this instance now.
             let _ = state.revoked.refresh(&state.store).await?;
+            crate::oauth::revocation::announce(
+                &state.store,
+                &crate::oauth::revocation::Revocation::Resync,
+            )
+            .await;
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its grant is revoked");
             return Err(OAuthError::invalid_grant(
                 "the authorization code has already been used",
@@ -289,7 +294,11 @@ async fn refresh_token(
             token_response(state, &grant, &refresh, false).await
         }
         Rotation::Reused { grant_id } => {
-            state.revoked.mark(grant_id);
+            crate::oauth::revocation::revoked(
+                state,
+                crate::oauth::revocation::Revocation::Grant(grant_id),
+            )
+            .await;
             tracing::warn!(%grant_id, client_id = %client.client_id, "refresh token reused; grant revoked");
             Err(OAuthError::invalid_grant(
                 "the refresh token was already used; the grant has been revoked",

@@ -11,7 +11,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{PageError, csrf, device, render, session, throttle::Origin};
+use super::{
+    PageError, csrf, device, render, session,
+    throttle::{Origin, Verdict},
+};
 use crate::{identity, identity::mac::MacKey, state::AppState};
 
 #[derive(Template)]
@@ -116,16 +119,35 @@ pub async fn submit(
         Some(id) => Origin::KnownDevice(id),
         None => Origin::Address(client),
     };
-    let mut blocked = state.login_throttle.blocked(&account, &origin, client);
+    let mut verdict = state.login_throttle.check(&account, &origin, client).await;
     // An admin may have unlocked the account (any instance, CLI or console);
     // looked up only when held back, so sign-in costs no extra query.
-    if blocked.is_some()
+    if matches!(verdict, Verdict::Wait(_))
         && let Some(at) = state.store.sign_in_unlocked_at(&account).await?
-        && state.login_throttle.apply_unlock(&account, at)
+        && state
+            .login_throttle
+            .apply_unlock(&account, Some(&origin), at)
+            .await
     {
-        blocked = state.login_throttle.blocked(&account, &origin, client);
+        verdict = state.login_throttle.check(&account, &origin, client).await;
     }
-    if let Some(wait) = blocked {
+    if verdict == Verdict::Unavailable {
+        state.metrics.redis_unavailable("sign_in");
+        let mut response = page(
+            &state.mac,
+            &headers,
+            secure,
+            next,
+            email,
+            Some("Signing in is briefly unavailable. Try again in a few seconds."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(5));
+        return Ok(response);
+    }
+    if let Verdict::Wait(wait) = verdict {
         state.metrics.rate_limited("sign_in");
         let seconds = wait.as_secs().max(1);
         let message = format!(
@@ -160,7 +182,13 @@ pub async fn submit(
         )
         .await;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_throttle.failed(&account, &origin, client);
+        if !state
+            .login_throttle
+            .record_failure(&account, &origin, client)
+            .await
+        {
+            state.metrics.redis_unavailable("sign_in");
+        }
         tracing::info!(email, "sign-in failed");
         return Ok(page(
             &state.mac,
@@ -172,7 +200,7 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
         ));
     };
-    state.login_throttle.succeeded(&account, &origin);
+    state.login_throttle.record_success(&account, &origin).await;
     if user.disabled_at.is_some() {
         // Said only after the right password, so it tells a guesser nothing.
         tracing::info!(user_id = %user.id, "sign-in refused: account disabled");

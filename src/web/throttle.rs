@@ -14,13 +14,20 @@
 //!
 //! Accounts are keyed by their canonical email, so other spellings of an
 //! address share its counters. Unknown emails are counted like known ones.
+//!
+//! With `redis_url` the counters live in Redis, shared by every instance
+//! (`shared_limits`); if Redis does not answer in time, sign-in is refused
+//! (fail closed): an attacker must not gain unthrottled guesses by making
+//! Redis slow.
 
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+
+use crate::shared_limits::{SharedLimits, ThrottleCounter};
 
 /// How a throttle counter grows and what it costs.
 #[derive(Debug, Clone, Copy)]
@@ -89,13 +96,149 @@ impl Limit {
 #[derive(Default)]
 pub struct LoginThrottle {
     records: Mutex<HashMap<Key, Record>>,
+    shared: Option<Arc<SharedLimits>>,
     /// The admin unlock (Unix seconds, from the store) last applied per
     /// account, so one unlock clears the counters once, not at every
     /// held-back attempt after it.
     unlocks: Mutex<HashMap<String, i64>>,
 }
 
+/// Whether a sign-in attempt may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Held back for this long.
+    Wait(Duration),
+    /// The shared counters could not be read: refused (fail closed).
+    Unavailable,
+}
+
+impl Key {
+    /// The counter's name in Redis; lengths keep the parts unambiguous.
+    fn shared_name(&self) -> String {
+        match self {
+            Key::Pair(account, Origin::Address(ip)) => {
+                format!("pair:{}:{account}:ip:{ip}", account.len())
+            }
+            Key::Pair(account, Origin::KnownDevice(id)) => {
+                format!("pair:{}:{account}:device:{id}", account.len())
+            }
+            Key::Account(account) => format!("account:{account}"),
+            Key::Address(ip) => format!("address:{ip}"),
+        }
+    }
+}
+
 impl LoginThrottle {
+    /// Counters kept in Redis, shared by every instance.
+    pub fn shared(limits: Arc<SharedLimits>) -> LoginThrottle {
+        LoginThrottle {
+            records: Mutex::default(),
+            shared: Some(limits),
+            unlocks: Mutex::default(),
+        }
+    }
+
+    fn counters(account: &str, origin: &Origin, ip: IpAddr) -> Vec<ThrottleCounter> {
+        Self::keys(account, origin, ip)
+            .into_iter()
+            .map(|(key, limit)| ThrottleCounter {
+                key: key.shared_name(),
+                free: limit.free,
+                base: limit.base,
+            })
+            .collect()
+    }
+
+    /// Whether the caller may try to sign in now. `account` is the canonical
+    /// email; `ip` the client's address.
+    pub async fn check(&self, account: &str, origin: &Origin, ip: IpAddr) -> Verdict {
+        let wait = match &self.shared {
+            None => self.blocked(account, origin, ip),
+            Some(limits) => match limits
+                .throttle_wait(&Self::counters(account, origin, ip), MAX_DELAY)
+                .await
+            {
+                Ok(wait) => wait,
+                Err(_) => return Verdict::Unavailable,
+            },
+        };
+        match wait {
+            Some(wait) => Verdict::Wait(wait),
+            None => Verdict::Allowed,
+        }
+    }
+
+    /// Counts a failed sign-in; `false` if the shared counters could not be
+    /// written.
+    pub async fn record_failure(&self, account: &str, origin: &Origin, ip: IpAddr) -> bool {
+        match &self.shared {
+            None => {
+                self.failed(account, origin, ip);
+                true
+            }
+            Some(limits) => limits
+                .throttle_failed(&Self::counters(account, origin, ip), FORGET_AFTER)
+                .await
+                .is_ok(),
+        }
+    }
+
+    /// Applies an admin's unlock of `account` made at `unlocked_at` (Unix
+    /// seconds, any instance): the first time this instance sees it, the
+    /// account's counters are cleared and true returned. Locally that is every
+    /// origin's counter and the account-wide one; in Redis, the account-wide
+    /// counter and this `origin`'s when given (other origins' counters stay, so an
+    /// attacker's address gains nothing from the owner's unlock). The
+    /// per-address counters stay: they protect other accounts too.
+    pub async fn apply_unlock(
+        &self,
+        account: &str,
+        origin: Option<&Origin>,
+        unlocked_at: i64,
+    ) -> bool {
+        {
+            let mut unlocks = self.unlocks.lock().expect("lock");
+            if unlocks.get(account).is_some_and(|at| *at >= unlocked_at) {
+                return false;
+            }
+            if unlocks.len() > MAX_ENTRIES {
+                unlocks.clear();
+            }
+            unlocks.insert(account.to_owned(), unlocked_at);
+        }
+        match &self.shared {
+            None => self
+                .records
+                .lock()
+                .expect("lock")
+                .retain(|key, _| match key {
+                    Key::Pair(a, _) | Key::Account(a) => a != account,
+                    Key::Address(_) => true,
+                }),
+            Some(limits) => {
+                let pair = origin.map(|o| Key::Pair(account.to_owned(), o.clone()));
+                for key in std::iter::once(Key::Account(account.to_owned())).chain(pair) {
+                    // Best effort: a counter left behind only delays the owner.
+                    let _ = limits.throttle_clear(&key.shared_name()).await;
+                }
+            }
+        }
+        true
+    }
+
+    /// A correct password from this origin: clears that origin's counter.
+    pub async fn record_success(&self, account: &str, origin: &Origin) {
+        match &self.shared {
+            None => self.succeeded(account, origin),
+            Some(limits) => {
+                let key = Key::Pair(account.to_owned(), origin.clone()).shared_name();
+                // A stale pair counter only delays this origin's next failure.
+                let _ = limits.throttle_clear(&key).await;
+            }
+        }
+    }
+
     fn keys(account: &str, origin: &Origin, ip: IpAddr) -> Vec<(Key, Limit)> {
         let mut keys = vec![(Key::Pair(account.to_owned(), origin.clone()), PER_PAIR)];
         if matches!(origin, Origin::Address(_)) {
@@ -107,7 +250,7 @@ impl LoginThrottle {
 
     /// How long the caller must wait before trying again, if held back.
     /// `account` is the canonical email; `ip` the client's address.
-    pub fn blocked(&self, account: &str, origin: &Origin, ip: IpAddr) -> Option<Duration> {
+    fn blocked(&self, account: &str, origin: &Origin, ip: IpAddr) -> Option<Duration> {
         self.blocked_at(account, origin, ip, Instant::now())
     }
 
@@ -129,7 +272,7 @@ impl LoginThrottle {
             .max()
     }
 
-    pub fn failed(&self, account: &str, origin: &Origin, ip: IpAddr) {
+    fn failed(&self, account: &str, origin: &Origin, ip: IpAddr) {
         self.failed_at(account, origin, ip, Instant::now());
     }
 
@@ -151,36 +294,10 @@ impl LoginThrottle {
         }
     }
 
-    /// Applies an admin's unlock of `account` made at `unlocked_at` (Unix
-    /// seconds, any instance): the first time this instance sees it, every
-    /// counter of the account (each origin's and the account-wide one) is
-    /// cleared and true returned. The per-address counters stay: they
-    /// protect other accounts too.
-    pub fn apply_unlock(&self, account: &str, unlocked_at: i64) -> bool {
-        {
-            let mut unlocks = self.unlocks.lock().expect("lock");
-            if unlocks.get(account).is_some_and(|at| *at >= unlocked_at) {
-                return false;
-            }
-            if unlocks.len() > MAX_ENTRIES {
-                unlocks.clear();
-            }
-            unlocks.insert(account.to_owned(), unlocked_at);
-        }
-        self.records
-            .lock()
-            .expect("lock")
-            .retain(|key, _| match key {
-                Key::Pair(a, _) | Key::Account(a) => a != account,
-                Key::Address(_) => true,
-            });
-        true
-    }
-
     /// A correct password from this origin clears that origin's counter. The
     /// account-wide and address counters only decay: one success must not
     /// reset what an attacker elsewhere has been building up.
-    pub fn succeeded(&self, account: &str, origin: &Origin) {
+    fn succeeded(&self, account: &str, origin: &Origin) {
         self.records
             .lock()
             .expect("lock")
@@ -239,25 +356,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unlock_clears_the_account_once() {
-        let t = LoginThrottle::default();
-        let now = Instant::now();
-        let origin = Origin::Address(ip(1));
-        for _ in 0..PER_PAIR.free {
-            t.failed_at(A, &origin, ip(1), now);
-        }
-        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
-        assert!(t.apply_unlock(A, 100));
-        assert_eq!(t.blocked_at(A, &origin, ip(1), now), None);
-        for _ in 0..PER_PAIR.free {
-            t.failed_at(A, &origin, ip(1), now);
-        }
-        // The same unlock does not clear failures made after it.
-        assert!(!t.apply_unlock(A, 100));
-        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
-    }
-
-    #[test]
     fn one_address_spraying_many_accounts_is_slowed() {
         let t = LoginThrottle::default();
         let now = Instant::now();
@@ -268,5 +366,24 @@ mod tests {
         assert!(t.blocked_at("new@acme.test", &nat, ip(9), now).is_some());
         let device = Origin::KnownDevice("d1".into());
         assert_eq!(t.blocked_at("new@acme.test", &device, ip(9), now), None);
+    }
+
+    #[tokio::test]
+    async fn an_unlock_clears_the_account_once() {
+        let t = LoginThrottle::default();
+        let now = Instant::now();
+        let origin = Origin::Address(ip(1));
+        for _ in 0..PER_PAIR.free {
+            t.failed_at(A, &origin, ip(1), now);
+        }
+        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
+        assert!(t.apply_unlock(A, Some(&origin), 100).await);
+        assert_eq!(t.blocked_at(A, &origin, ip(1), now), None);
+        for _ in 0..PER_PAIR.free {
+            t.failed_at(A, &origin, ip(1), now);
+        }
+        // The same unlock does not clear failures made after it.
+        assert!(!t.apply_unlock(A, Some(&origin), 100).await);
+        assert!(t.blocked_at(A, &origin, ip(1), now).is_some());
     }
 }

@@ -112,7 +112,11 @@ pub async fn revoke(
                     .into(),
         });
     }
-    state.revoked.mark(grant_id);
+    crate::oauth::revocation::revoked(
+        &state,
+        crate::oauth::revocation::Revocation::Grant(grant_id),
+    )
+    .await;
     tracing::info!(user_id = %console.user.id, %grant_id, "grant revoked in the console");
     Ok(back_to("/console/apps", &console, "app-revoked").into_response())
 }

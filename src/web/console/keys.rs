@@ -310,6 +310,11 @@ pub async fn revoke(
                 .into(),
         });
     }
+    crate::oauth::revocation::revoked(
+        &state,
+        crate::oauth::revocation::Revocation::ApiKey(form.id.clone()),
+    )
+    .await;
     tracing::info!(user_id = %console.user.id, key_id = %form.id, "API key revoked in the console");
     Ok(back_to("/console/keys", &console, "key-revoked").into_response())
 }

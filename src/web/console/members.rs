@@ -188,7 +188,8 @@ pub async fn unlock(
             // This instance at once; others at the account's next attempt.
             state
                 .login_throttle
-                .apply_unlock(&account, crate::store::now());
+                .apply_unlock(&account, None, crate::store::now())
+                .await;
             Ok(back_to("/console/org", &console, "user-unlocked").into_response())
         }
         Err(e) => refused(&state, console, e).await,

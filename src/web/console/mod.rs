@@ -11,8 +11,8 @@ mod activity;
 mod apps;
 mod connect;
 mod keys;
-mod members;
 mod machines;
+mod members;
 mod org;
 
 use askama::Template;

@@ -302,6 +302,11 @@ pub async fn set_role(
         );
         return page(&state, console, None, Some(message), StatusCode::CONFLICT).await;
     }
+    crate::oauth::revocation::revoked(
+        &state,
+        crate::oauth::revocation::Revocation::Membership { user_id, org_id },
+    )
+    .await;
     tracing::info!(admin = %console.user.id, %user_id, %org_id, %role, "role changed in the console");
     Ok(back_to("/console/org", &console, "role-changed").into_response())
 }
