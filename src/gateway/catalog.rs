@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use super::schema;
+use super::{
+    openapi::{self, Routing},
+    schema::ArgumentSchema,
+};
 use crate::identity::scope::Scope;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +45,8 @@ pub enum Method {
     Put,
     Patch,
     Delete,
+    /// Only from OpenAPI documents (existence checks); answers have no body.
+    Head,
 }
 
 impl Method {
@@ -52,12 +57,25 @@ impl Method {
             Method::Put => reqwest::Method::PUT,
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        }
+    }
+
+    /// The lower-case method name, as OpenAPI writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+            Method::Head => "head",
         }
     }
 
     /// GET and DELETE carry arguments in the query string, the others in a JSON body.
     pub fn has_body(self) -> bool {
-        !matches!(self, Method::Get | Method::Delete)
+        !matches!(self, Method::Get | Method::Delete | Method::Head)
     }
 }
 
@@ -86,9 +104,27 @@ pub struct GatewayTool {
     pub path: String,
     pub path_params: Vec<String>,
     pub input_schema: serde_json::Map<String, Value>,
+    /// `input_schema`, compiled once when the catalog loads.
+    pub arguments: ArgumentSchema,
+    /// The 2xx response's schema when it is an object (OpenAPI tools only).
+    pub output_schema: Option<serde_json::Map<String, Value>>,
+    /// How arguments split into query, headers and body (OpenAPI tools);
+    /// `None`: the catalog rule, query for GET/DELETE and JSON body otherwise.
+    pub routing: Option<Routing>,
+    /// Where the tool was defined.
+    pub source: ToolSource,
     /// Explicit scope; `None` means the verb rule of SPEC §4.3 decides.
     pub scope: Option<Scope>,
     pub destructive: bool,
+}
+
+/// Where a gateway tool comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolSource {
+    /// A `[[tool]]` entry of the catalog.
+    Catalog,
+    /// An operation of the upstream's OpenAPI document, by its id.
+    OpenApi { operation: String },
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +139,22 @@ struct File {
     upstream: Vec<Spanned<UpstreamEntry>>,
     #[serde(default)]
     tool: Vec<Spanned<ToolEntry>>,
+    #[serde(default)]
+    operation: Vec<Spanned<OperationEntry>>,
+}
+
+/// Overrides for one tool imported from an upstream's OpenAPI document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationEntry {
+    upstream: Spanned<String>,
+    /// The `operationId`, or `METHOD /path` when the document has none.
+    id: Spanned<String>,
+    alias: Option<Spanned<String>>,
+    description: Option<Spanned<String>>,
+    scope: Option<Spanned<String>>,
+    destructive: Option<bool>,
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +168,15 @@ struct UpstreamEntry {
     /// Header name → name of the environment variable holding its value.
     #[serde(default)]
     headers_from_env: HashMap<String, Spanned<String>>,
+    /// An OpenAPI 3.0/3.1 document (path relative to the catalog, or an
+    /// https URL) whose operations become tools.
+    openapi: Option<Spanned<String>>,
+    #[serde(default)]
+    include_tags: Vec<String>,
+    #[serde(default)]
+    exclude_paths: Vec<String>,
+    #[serde(default)]
+    operations: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +259,7 @@ pub fn parse(
     })?;
 
     let mut upstreams: HashMap<String, Arc<Upstream>> = HashMap::new();
+    let mut documents = Vec::new();
     for entry in file.upstream {
         let span = entry.span();
         let u = entry.into_inner();
@@ -272,7 +334,19 @@ pub fn parse(
             max_response_bytes: u.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE),
             headers,
         };
-        if upstreams.insert(name.clone(), Arc::new(upstream)).is_some() {
+        let upstream = Arc::new(upstream);
+        if let Some(document) = u.openapi {
+            documents.push((
+                Arc::clone(&upstream),
+                document,
+                openapi::Filter {
+                    include_tags: u.include_tags,
+                    exclude_paths: u.exclude_paths,
+                    operations: u.operations,
+                },
+            ));
+        }
+        if upstreams.insert(name.clone(), upstream).is_some() {
             return Err(at.error(
                 span,
                 "upstream.name",
@@ -340,8 +414,13 @@ pub fn parse(
                 t.name.span(),
             ),
         };
-        schema::check_schema(&input_schema)
-            .map_err(|m| at.error(schema_span.clone(), "tool.input_schema", m))?;
+        let arguments = ArgumentSchema::compile(&input_schema).map_err(|e| {
+            at.error(
+                schema_span.clone(),
+                "tool.input_schema",
+                format!("tool {}: schema {e}", t.name.get_ref()),
+            )
+        })?;
         let properties = input_schema.get("properties").and_then(Value::as_object);
         for param in &path_params {
             if !properties.is_some_and(|p| p.contains_key(param)) {
@@ -407,11 +486,154 @@ pub fn parse(
             path,
             path_params,
             input_schema,
+            arguments,
+            output_schema: None,
+            routing: None,
+            source: ToolSource::Catalog,
             scope,
             destructive: t.destructive,
         }));
     }
+    for (upstream, document, filter) in documents {
+        let imported = load_document(path, document.get_ref(), &filter)
+            .map_err(|message| at.error(document.span(), "upstream.openapi", message))?;
+        let overrides: Vec<&OperationEntry> = file
+            .operation
+            .iter()
+            .map(|o| o.get_ref())
+            .filter(|o| o.upstream.get_ref() == &upstream.name)
+            .collect();
+        for o in &overrides {
+            if !imported
+                .operations
+                .iter()
+                .any(|op| &op.id == o.id.get_ref())
+            {
+                return Err(at.error(
+                    o.id.span(),
+                    "operation.id",
+                    format!(
+                        "{} has no operation {:?} (use the operationId, or \"METHOD /path\" when it has none)",
+                        document.get_ref(),
+                        o.id.get_ref()
+                    ),
+                ));
+            }
+        }
+        for op in imported.operations {
+            let o = overrides.iter().find(|o| o.id.get_ref() == &op.id);
+            if o.and_then(|o| o.enabled) == Some(false) {
+                continue;
+            }
+            let mut scope = op.scope;
+            let mut destructive = op.destructive;
+            let mut description = op.description;
+            let mut name = op.name.clone();
+            if let Some(o) = o {
+                if let Some(s) = &o.scope {
+                    scope = Scope::parse(s.get_ref())
+                        .filter(|s| Scope::MCP.contains(s))
+                        .ok_or_else(|| {
+                            at.error(
+                                s.span(),
+                                "operation.scope",
+                                "must be mcp:read, mcp:write or mcp:admin",
+                            )
+                        })?;
+                }
+                if let Some(d) = o.destructive {
+                    destructive = d;
+                }
+                if let Some(d) = &o.description {
+                    if d.get_ref().trim().is_empty() {
+                        return Err(at.error(
+                            d.span(),
+                            "operation.description",
+                            "must not be empty: models pick tools by it",
+                        ));
+                    }
+                    description = d.get_ref().clone();
+                }
+                if let Some(alias) = &o.alias {
+                    if !valid_tool_name(alias.get_ref()) {
+                        return Err(at.error(
+                            alias.span(),
+                            "operation.alias",
+                            "use 1-64 letters, digits, _ or -",
+                        ));
+                    }
+                    name = alias.get_ref().clone();
+                }
+            }
+            let arguments = ArgumentSchema::compile(&op.input_schema).map_err(|e| {
+                at.error(
+                    document.span(),
+                    "upstream.openapi",
+                    format!(
+                        "{}: tool {name} ({}): schema {e}",
+                        document.get_ref(),
+                        op.id
+                    ),
+                )
+            })?;
+            if !seen.insert(name.clone()) {
+                return Err(at.error(
+                    document.span(),
+                    "upstream.openapi",
+                    format!(
+                        "operation {} makes a tool named {name:?}, which another tool has; give it an alias in an [[operation]] entry",
+                        op.id
+                    ),
+                ));
+            }
+            tools.push(Arc::new(GatewayTool {
+                name,
+                declared_name: op.name,
+                description,
+                upstream: Arc::clone(&upstream),
+                method: op.method,
+                path: op.path,
+                path_params: op.path_params,
+                input_schema: op.input_schema,
+                arguments,
+                output_schema: op.output_schema,
+                routing: Some(op.routing),
+                source: ToolSource::OpenApi { operation: op.id },
+                scope: Some(scope),
+                destructive,
+            }));
+        }
+    }
+    for o in &file.operation {
+        let o = o.get_ref();
+        if !upstreams.contains_key(o.upstream.get_ref()) {
+            return Err(at.error(
+                o.upstream.span(),
+                "operation.upstream",
+                format!("no upstream named {:?}", o.upstream.get_ref()),
+            ));
+        }
+    }
     Ok(Catalog { tools })
+}
+
+/// Reads and imports an upstream's OpenAPI document: a path relative to
+/// the catalog file's directory, or an `https` URL (`http` on loopback
+/// only, for tests and local development).
+fn load_document(
+    catalog: &Path,
+    location: &str,
+    filter: &openapi::Filter,
+) -> Result<openapi::Imported, String> {
+    let text = if location.starts_with("https://") || location.starts_with("http://") {
+        super::document::fetch(location)?
+    } else {
+        let file = catalog.parent().unwrap_or(Path::new(".")).join(location);
+        std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+    };
+    let doc = openapi::parse_document(&text).map_err(|e| format!("{location}: {e}"))?;
+    openapi::import(&doc, filter).map_err(|e| format!("{location}: {e}"))
 }
 
 fn placeholders(path: &str) -> Result<Vec<String>, String> {

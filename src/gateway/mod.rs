@@ -2,7 +2,9 @@
 //! deploying team's existing HTTP API (issue 4).
 
 pub mod catalog;
+pub mod document;
 pub mod forward;
+pub mod openapi;
 pub mod schema;
 
 use crate::{config::Config, mcp::server::NameClash};

@@ -103,12 +103,15 @@ impl ToolSet {
             if destructive {
                 tools::require_confirmation(&mut schema);
             }
-            let tool = Tool::new(
+            let mut tool = Tool::new(
                 declared.name.clone(),
                 declared.description.clone(),
                 Arc::new(schema),
             )
             .with_annotations(annotations(None, required, destructive));
+            if let Some(output) = &declared.output_schema {
+                tool = tool.with_raw_output_schema(Arc::new(output.clone()));
+            }
             entries.push(Entry {
                 tool,
                 required,
