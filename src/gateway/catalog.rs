@@ -617,6 +617,30 @@ pub fn parse(
     Ok(Catalog { tools })
 }
 
+/// `portcullis catalog import`: the catalog text for `document` (a path
+/// relative to the working directory, or an https URL), checked to load as
+/// it would at start-up (every schema compiled) before it is returned.
+///
+/// # Errors
+/// The document cannot be read or imported, or the catalog would not load.
+pub fn import_catalog(
+    document: &str,
+    upstream: &str,
+    base_url: &str,
+    filter: &openapi::Filter,
+) -> Result<String, String> {
+    let here = Path::new("catalog.toml");
+    let imported = load_document(here, document, filter)?;
+    let target = super::catalog_toml::Target {
+        upstream,
+        base_url,
+        document,
+    };
+    let text = super::catalog_toml::render(&target, filter, &imported);
+    parse(here, &text, &|_| None).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
 /// Reads and imports an upstream's OpenAPI document: a path relative to
 /// the catalog file's directory, or an `https` URL (`http` on loopback
 /// only, for tests and local development).

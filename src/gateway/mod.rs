@@ -2,6 +2,7 @@
 //! deploying team's existing HTTP API (issue 4).
 
 pub mod catalog;
+pub mod catalog_toml;
 pub mod document;
 pub mod forward;
 pub mod openapi;
