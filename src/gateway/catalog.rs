@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::{
     openapi::{self, Routing},
+    resources::{GatewayResource, template_variables},
     schema::ArgumentSchema,
 };
 use crate::identity::scope::Scope;
@@ -130,6 +131,8 @@ pub enum ToolSource {
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub tools: Vec<Arc<GatewayTool>>,
+    /// Resources, then resource templates, in catalog order.
+    pub resources: Vec<Arc<GatewayResource>>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +144,24 @@ struct File {
     tool: Vec<Spanned<ToolEntry>>,
     #[serde(default)]
     operation: Vec<Spanned<OperationEntry>>,
+    #[serde(default)]
+    resource: Vec<Spanned<ResourceEntry>>,
+    #[serde(default)]
+    resource_template: Vec<Spanned<ResourceEntry>>,
+}
+
+/// A `[[resource]]` (with `uri`) or `[[resource_template]]` (with `uri_template`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceEntry {
+    uri: Option<Spanned<String>>,
+    uri_template: Option<Spanned<String>>,
+    name: Spanned<String>,
+    upstream: Spanned<String>,
+    path: Spanned<String>,
+    description: Option<String>,
+    mime_type: Option<String>,
+    scope: Option<Spanned<String>>,
 }
 
 /// Overrides for one tool imported from an upstream's OpenAPI document.
@@ -604,6 +625,109 @@ pub fn parse(
             }));
         }
     }
+    let mut resources = Vec::new();
+    let mut uris = HashSet::new();
+    for (entry, template) in file
+        .resource
+        .iter()
+        .map(|e| (e, false))
+        .chain(file.resource_template.iter().map(|e| (e, true)))
+    {
+        let r = entry.get_ref();
+        let table = if template {
+            "resource_template"
+        } else {
+            "resource"
+        };
+        let (uri, wrong) = if template {
+            (&r.uri_template, &r.uri)
+        } else {
+            (&r.uri, &r.uri_template)
+        };
+        let field = if template { "uri_template" } else { "uri" };
+        if let Some(w) = wrong {
+            return Err(at.error(
+                w.span(),
+                table,
+                format!("a [[{table}]] takes {field}, not the other one"),
+            ));
+        }
+        let uri = uri
+            .as_ref()
+            .ok_or_else(|| at.error(entry.span(), table, format!("{field} is required")))?;
+        let variables = if template {
+            template_variables(uri.get_ref())
+                .map_err(|m| at.error(uri.span(), &format!("{table}.{field}"), m))?
+        } else {
+            Vec::new()
+        };
+        if !template && uri.get_ref().contains('{') {
+            return Err(at.error(
+                uri.span(),
+                "resource.uri",
+                "has a {variable}: declare it as a [[resource_template]]",
+            ));
+        }
+        if url::Url::parse(uri.get_ref()).is_err() && !template {
+            return Err(at.error(uri.span(), "resource.uri", "must be an absolute URI"));
+        }
+        let upstream = upstreams
+            .get(r.upstream.get_ref())
+            .cloned()
+            .ok_or_else(|| {
+                at.error(
+                    r.upstream.span(),
+                    &format!("{table}.upstream"),
+                    format!("no upstream named {:?}", r.upstream.get_ref()),
+                )
+            })?;
+        let route = r.path.get_ref();
+        if !route.starts_with('/')
+            || route.contains(['?', '#', '%', ' ', '\\'])
+            || route.split('/').any(|seg| seg == "." || seg == "..")
+        {
+            return Err(at.error(
+                r.path.span(),
+                &format!("{table}.path"),
+                "must be a plain path starting with /",
+            ));
+        }
+        let path_params = placeholders(route)
+            .map_err(|m| at.error(r.path.span(), &format!("{table}.path"), m))?;
+        if let Some(p) = path_params.iter().find(|p| !variables.contains(p)) {
+            return Err(at.error(
+                r.path.span(),
+                &format!("{table}.path"),
+                format!("placeholder {{{p}}} is not a variable of the URI template"),
+            ));
+        }
+        let scope = match &r.scope {
+            Some(s) => Scope::parse(s.get_ref())
+                .filter(|s| Scope::MCP.contains(s))
+                .ok_or_else(|| {
+                    at.error(
+                        s.span(),
+                        &format!("{table}.scope"),
+                        "must be mcp:read, mcp:write or mcp:admin",
+                    )
+                })?,
+            None => Scope::McpRead,
+        };
+        if !uris.insert(uri.get_ref().clone()) {
+            return Err(at.error(uri.span(), table, "declared twice"));
+        }
+        resources.push(Arc::new(GatewayResource {
+            uri: uri.get_ref().clone(),
+            name: r.name.get_ref().clone(),
+            description: r.description.clone(),
+            mime_type: r.mime_type.clone(),
+            upstream,
+            path: route.clone(),
+            path_params,
+            scope,
+            template,
+        }));
+    }
     for o in &file.operation {
         let o = o.get_ref();
         if !upstreams.contains_key(o.upstream.get_ref()) {
@@ -614,7 +738,7 @@ pub fn parse(
             ));
         }
     }
-    Ok(Catalog { tools })
+    Ok(Catalog { tools, resources })
 }
 
 /// `portcullis catalog import`: the catalog text for `document` (a path

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    catalog::GatewayTool,
+    catalog::{GatewayTool, Upstream},
     openapi::{BodyShape, Routing},
 };
 use crate::{
@@ -148,7 +148,44 @@ pub async fn forward(
         }
     };
     let upstream = &tool.upstream;
+    let request = start_request(sender, upstream, tool.method.as_reqwest(), url, caller);
+    let request = match &tool.routing {
+        None if tool.method.has_body() => request.json(&Value::Object(args)),
+        None => request.query(&query_pairs(&args)),
+        Some(routing) => match routed(request, routing, args) {
+            Ok(request) => request,
+            Err(message) => {
+                return Forwarded::Failure {
+                    message: format!("Invalid arguments: {message}."),
+                    status: None,
+                };
+            }
+        },
+    };
+    exchange(upstream, request).await
+}
 
+/// A GET of a resource's upstream route (`resources/read`), with the same
+/// identity and service headers as a tool call.
+pub async fn read(
+    sender: &Sender<'_>,
+    upstream: &Upstream,
+    url: url::Url,
+    caller: &Caller<'_>,
+) -> Forwarded {
+    let request = start_request(sender, upstream, reqwest::Method::GET, url, caller);
+    exchange(upstream, request).await
+}
+
+/// A request to `upstream` carrying who is calling and the configured
+/// service headers, never the caller's own credential.
+fn start_request(
+    sender: &Sender<'_>,
+    upstream: &Upstream,
+    method: reqwest::Method,
+    url: url::Url,
+    caller: &Caller<'_>,
+) -> reqwest::RequestBuilder {
     let now = store::now();
     let claims = IdentityClaims {
         iss: sender.issuer,
@@ -166,7 +203,7 @@ pub async fn forward(
     let identity = sender.identities.get_or_sign(sender.keys, &claims);
     let mut request = sender
         .http
-        .request(tool.method.as_reqwest(), url)
+        .request(method, url)
         .timeout(upstream.timeout)
         .header(reqwest::header::ACCEPT, "application/json")
         .header(IDENTITY_HEADER, identity)
@@ -175,20 +212,11 @@ pub async fn forward(
     for (name, value) in &upstream.headers {
         request = request.header(name, value);
     }
-    request = match &tool.routing {
-        None if tool.method.has_body() => request.json(&Value::Object(args)),
-        None => request.query(&query_pairs(&args)),
-        Some(routing) => match routed(request, routing, args) {
-            Ok(request) => request,
-            Err(message) => {
-                return Forwarded::Failure {
-                    message: format!("Invalid arguments: {message}."),
-                    status: None,
-                };
-            }
-        },
-    };
+    request
+}
 
+/// Sends `request` and reads the answer within the upstream's limits.
+async fn exchange(upstream: &Upstream, request: reqwest::RequestBuilder) -> Forwarded {
     let mut response = match request.send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
@@ -315,10 +343,23 @@ pub async fn forward(
 /// # Errors
 /// A message naming the argument that is missing or not a single segment.
 pub fn target_url(tool: &GatewayTool, args: &mut Map<String, Value>) -> Result<url::Url, String> {
-    let base = &tool.upstream.base_url;
+    route_url(&tool.upstream.base_url, &tool.path, &tool.path_params, args)
+}
+
+/// [`target_url`] for any route: `path` under `base` with each of `params`
+/// taken from `args`, under the same one-segment rules.
+///
+/// # Errors
+/// A message naming the argument that is missing or not a single segment.
+pub fn route_url(
+    base: &url::Url,
+    route: &str,
+    params: &[String],
+    args: &mut Map<String, Value>,
+) -> Result<url::Url, String> {
     let mut path = base.path().trim_end_matches('/').to_owned();
-    let mut rest = tool.path.as_str();
-    for param in &tool.path_params {
+    let mut rest = route;
+    for param in params {
         let marker = format!("{{{param}}}");
         let at = rest
             .find(&marker)

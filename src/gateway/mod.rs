@@ -6,6 +6,7 @@ pub mod catalog_toml;
 pub mod document;
 pub mod forward;
 pub mod openapi;
+pub mod resources;
 pub mod schema;
 
 use crate::{config::Config, mcp::server::NameClash};
