@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::{
     openapi::{self, Routing},
+    payload_log::Redaction,
     resources::{GatewayResource, template_variables},
     schema::ArgumentSchema,
 };
@@ -89,6 +90,10 @@ pub struct Upstream {
     pub max_response_bytes: usize,
     /// Static headers, values already read from the environment.
     pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// Whether calls' arguments and results are kept with the audit record.
+    pub log_payloads: bool,
+    /// Field names never kept in payload logs.
+    pub redact: Redaction,
 }
 
 #[derive(Debug)]
@@ -198,6 +203,11 @@ struct UpstreamEntry {
     exclude_paths: Vec<String>,
     #[serde(default)]
     operations: Vec<String>,
+    #[serde(default)]
+    log_payloads: bool,
+    /// Globs of field names replaced by "[redacted]" in payload logs.
+    #[serde(default)]
+    redact: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -347,7 +357,11 @@ pub fn parse(
         let audience = u
             .audience
             .unwrap_or_else(|| base_url.as_str().trim_end_matches('/').to_owned());
+        let redact =
+            Redaction::new(&u.redact).map_err(|m| at.error(u.name.span(), "upstream.redact", m))?;
         let upstream = Upstream {
+            log_payloads: u.log_payloads,
+            redact,
             name: name.clone(),
             base_url,
             timeout,

@@ -6,6 +6,7 @@ pub mod catalog_toml;
 pub mod document;
 pub mod forward;
 pub mod openapi;
+pub mod payload_log;
 pub mod resources;
 pub mod schema;
 

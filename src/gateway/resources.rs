@@ -110,6 +110,8 @@ mod tests {
                 audience: "a".into(),
                 max_response_bytes: 1,
                 headers: vec![],
+                log_payloads: false,
+                redact: crate::gateway::payload_log::Redaction::new(&[]).unwrap(),
             }),
             path: "/".into(),
             path_params: vec![],

@@ -306,6 +306,10 @@ impl McpServer {
             issuer: state.config.issuer(),
             identities: &state.identity_tokens,
         };
+        let logged = tool
+            .upstream
+            .log_payloads
+            .then(|| Value::Object(args.clone()));
         let outcome = forward(&sender, tool, &caller, args).await;
         // Arguments refused before anything was sent are not upstream calls.
         let upstream_status = match &outcome {
@@ -320,31 +324,38 @@ impl McpServer {
                 .metrics
                 .upstream_call(&tool.upstream.name, status, started.elapsed());
         }
-        let record = |outcome, status| {
-            let mut call = audit::entry(who, &tool.name, outcome, started.elapsed(), status);
-            call.detail = detail.clone();
-            self.write_audit(call, destructive)
+        let (kind, status) = match &outcome {
+            Forwarded::Success { status, .. } => (Outcome::Ok, Some(*status)),
+            Forwarded::Failure { status, .. } => (Outcome::Error, *status),
+            Forwarded::RateLimited { status, .. } => (Outcome::RateLimited, Some(*status)),
         };
+        let mut call = audit::entry(who, &tool.name, kind, started.elapsed(), status);
+        call.detail = detail;
+        if let Some(arguments) = logged {
+            let result = match &outcome {
+                Forwarded::Success {
+                    structured: Some(s),
+                    ..
+                } => Value::Object(s.clone()),
+                Forwarded::Success { text, .. } => Value::String(text.clone()),
+                Forwarded::Failure { message, .. } => serde_json::json!({ "error": message }),
+                Forwarded::RateLimited { .. } => serde_json::json!({ "error": "rate_limited" }),
+            };
+            self.log_payload(&call, tool, &arguments, &result).await;
+        }
+        self.write_audit(call, destructive).await;
         match outcome {
             Forwarded::Success {
-                text,
-                structured,
-                status,
+                text, structured, ..
             } => {
-                record(Outcome::Ok, Some(status)).await;
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.structured_content = structured.map(Value::Object);
                 Ok(result.into())
             }
-            Forwarded::Failure { message, status } => {
-                record(Outcome::Error, status).await;
+            Forwarded::Failure { message, .. } => {
                 Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
             }
-            Forwarded::RateLimited {
-                retry_after,
-                status,
-            } => {
-                record(Outcome::RateLimited, Some(status)).await;
+            Forwarded::RateLimited { retry_after, .. } => {
                 if let Some(backoff) = backoff {
                     backoff.set(retry_after);
                 }
@@ -355,6 +366,30 @@ impl McpServer {
 }
 
 impl McpServer {
+    /// Keeps a call's redacted, capped arguments and result for upstreams
+    /// with `log_payloads`. A failed write is logged, never the call's failure.
+    async fn log_payload(
+        &self,
+        call: &crate::store::ToolCall,
+        tool: &GatewayTool,
+        arguments: &Value,
+        result: &Value,
+    ) {
+        use crate::gateway::payload_log::{capped, write_only_names};
+        let write_only = write_only_names(&tool.input_schema);
+        let redact = &tool.upstream.redact;
+        let payload = crate::store::Payload {
+            call_id: call.id,
+            org_id: call.org_id,
+            at: call.at,
+            arguments: capped(&redact.apply(arguments, &write_only)),
+            result: capped(&redact.apply(result, &write_only)),
+        };
+        if let Err(e) = self.state.store.insert_payload(&payload).await {
+            tracing::error!(error = %e, tool = %tool.name, "cannot store a payload log");
+        }
+    }
+
     /// Destructive calls are stored before the answer is sent; the rest are
     /// written behind (README "Limits and hardening").
     async fn write_audit(&self, call: crate::store::ToolCall, destructive: bool) {

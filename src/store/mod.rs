@@ -97,6 +97,9 @@ macro_rules! on_pool {
     };
 }
 
+mod payloads;
+pub use payloads::Payload;
+
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read
 /// cannot upgrade while another one writes and fails at once with
