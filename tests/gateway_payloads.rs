@@ -48,6 +48,14 @@ method = "POST"
 path = "/contacts"
 
 [[tool]]
+name = "list_archived"
+description = "Switched off."
+upstream = "quiet"
+method = "GET"
+path = "/archived"
+enabled = false
+
+[[tool]]
 name = "create_quiet_contact"
 description = "Create a contact, unlogged."
 upstream = "quiet"

@@ -138,6 +138,8 @@ pub struct Catalog {
     pub tools: Vec<Arc<GatewayTool>>,
     /// Resources, then resource templates, in catalog order.
     pub resources: Vec<Arc<GatewayResource>>,
+    /// Tools declared with `enabled = false`: (name, source), for the console.
+    pub disabled: Vec<(String, ToolSource)>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +393,7 @@ pub fn parse(
     }
 
     let mut tools = Vec::new();
+    let mut disabled = Vec::new();
     let mut seen = HashSet::new();
     for entry in file.tool {
         let t = entry.into_inner();
@@ -503,6 +506,7 @@ pub fn parse(
             ));
         }
         if !t.enabled {
+            disabled.push((name, ToolSource::Catalog));
             continue;
         }
         if !seen.insert(name.clone()) {
@@ -558,6 +562,10 @@ pub fn parse(
         for op in imported.operations {
             let o = overrides.iter().find(|o| o.id.get_ref() == &op.id);
             if o.and_then(|o| o.enabled) == Some(false) {
+                let name = o
+                    .and_then(|o| o.alias.as_ref())
+                    .map_or_else(|| op.name.clone(), |a| a.get_ref().clone());
+                disabled.push((name, ToolSource::OpenApi { operation: op.id }));
                 continue;
             }
             let mut scope = op.scope;
@@ -752,7 +760,11 @@ pub fn parse(
             ));
         }
     }
-    Ok(Catalog { tools, resources })
+    Ok(Catalog {
+        tools,
+        resources,
+        disabled,
+    })
 }
 
 /// `portcullis catalog import`: the catalog text for `document` (a path

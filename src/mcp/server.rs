@@ -63,6 +63,8 @@ pub struct ToolSet {
     /// so a reload replaces both at once (and cached `initialize` answers,
     /// keyed by this set, follow whether the capability exists).
     resources: Vec<Arc<GatewayResource>>,
+    /// Catalog tools switched off, listed by the console's Tools page.
+    disabled: Vec<(String, gateway::catalog::ToolSource)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +137,18 @@ impl ToolSet {
         Ok(ToolSet {
             entries,
             resources: gateway.resources.clone(),
+            disabled: gateway.disabled.clone(),
         })
+    }
+
+    /// Every enabled tool, in list order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Catalog tools declared but disabled: (name, source).
+    pub fn disabled(&self) -> &[(String, gateway::catalog::ToolSource)] {
+        &self.disabled
     }
 
     /// Whether the `resources` capability is declared.

@@ -98,7 +98,9 @@ macro_rules! on_pool {
 }
 
 mod payloads;
+mod tool_stats;
 pub use payloads::Payload;
+pub use tool_stats::CallSample;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read

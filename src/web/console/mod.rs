@@ -11,6 +11,7 @@ mod apps;
 mod connect;
 mod keys;
 mod org;
+mod tools;
 
 use askama::Template;
 use axum::{
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/org/users", post(org::create_user))
         .route("/console/org/role", post(org::set_role))
         .route("/console/activity", get(activity::list))
+        .route("/console/tools", get(tools::list))
         .route("/console/connect", get(connect::show))
         .layer(map_response(|mut response: Response| async move {
             response.extensions_mut().insert(OwnScript);
