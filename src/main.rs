@@ -80,6 +80,26 @@ enum CatalogCommand {
     /// Validate a gateway catalog file without starting the server.
     #[command(after_help = "Example:\n  portcullis catalog check examples/catalog.toml")]
     Check { file: PathBuf },
+    /// Print a catalog for an OpenAPI 3.0/3.1 document (JSON or YAML).
+    Import {
+        /// The document; written into the catalog's `openapi =` as given.
+        file: String,
+        /// The upstream's name in the catalog.
+        #[arg(long)]
+        upstream: String,
+        /// Where calls go, e.g. https://api.example.com/v1.
+        #[arg(long)]
+        base_url: String,
+        /// Only operations with this tag (repeatable).
+        #[arg(long = "include-tag")]
+        include_tags: Vec<String>,
+        /// Leave out paths matching this glob (repeatable).
+        #[arg(long = "exclude-path")]
+        exclude_paths: Vec<String>,
+        /// Only this operation, by operationId or "METHOD /path" (repeatable).
+        #[arg(long = "operation")]
+        operations: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -413,6 +433,25 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
     }
     if let Command::Catalog(CatalogCommand::Check { file }) = command {
         return check_catalog(&config, &file).map(Some);
+    }
+    if let Command::Catalog(CatalogCommand::Import {
+        file,
+        upstream,
+        base_url,
+        include_tags,
+        exclude_paths,
+        operations,
+    }) = command
+    {
+        let filter = portcullis::gateway::openapi::Filter {
+            include_tags,
+            exclude_paths,
+            operations,
+        };
+        let text =
+            portcullis::gateway::catalog::import_catalog(&file, &upstream, &base_url, &filter)?;
+        print!("{text}");
+        return Ok(None);
     }
     // Only `migrate` may create the database; the administration commands
     // say which one they looked for instead of creating an empty one.

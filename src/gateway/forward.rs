@@ -10,7 +10,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{catalog::GatewayTool, schema};
+use super::{
+    catalog::{GatewayTool, Upstream},
+    openapi::{BodyShape, Routing},
+};
 use crate::{
     identity::scope::ScopeSet,
     oauth::{jwt, keys::Keys},
@@ -125,7 +128,7 @@ pub async fn forward(
     args: Map<String, Value>,
 ) -> Forwarded {
     let args_value = Value::Object(args);
-    if let Err(message) = schema::validate(&tool.input_schema, &args_value) {
+    if let Err(message) = tool.arguments.validate(&args_value) {
         return Forwarded::Failure {
             message: format!("Invalid arguments: {message}."),
             status: None,
@@ -145,7 +148,44 @@ pub async fn forward(
         }
     };
     let upstream = &tool.upstream;
+    let request = start_request(sender, upstream, tool.method.as_reqwest(), url, caller);
+    let request = match &tool.routing {
+        None if tool.method.has_body() => request.json(&Value::Object(args)),
+        None => request.query(&query_pairs(&args)),
+        Some(routing) => match routed(request, routing, args) {
+            Ok(request) => request,
+            Err(message) => {
+                return Forwarded::Failure {
+                    message: format!("Invalid arguments: {message}."),
+                    status: None,
+                };
+            }
+        },
+    };
+    exchange(upstream, request).await
+}
 
+/// A GET of a resource's upstream route (`resources/read`), with the same
+/// identity and service headers as a tool call.
+pub async fn read(
+    sender: &Sender<'_>,
+    upstream: &Upstream,
+    url: url::Url,
+    caller: &Caller<'_>,
+) -> Forwarded {
+    let request = start_request(sender, upstream, reqwest::Method::GET, url, caller);
+    exchange(upstream, request).await
+}
+
+/// A request to `upstream` carrying who is calling and the configured
+/// service headers, never the caller's own credential.
+fn start_request(
+    sender: &Sender<'_>,
+    upstream: &Upstream,
+    method: reqwest::Method,
+    url: url::Url,
+    caller: &Caller<'_>,
+) -> reqwest::RequestBuilder {
     let now = store::now();
     let claims = IdentityClaims {
         iss: sender.issuer,
@@ -163,7 +203,7 @@ pub async fn forward(
     let identity = sender.identities.get_or_sign(sender.keys, &claims);
     let mut request = sender
         .http
-        .request(tool.method.as_reqwest(), url)
+        .request(method, url)
         .timeout(upstream.timeout)
         .header(reqwest::header::ACCEPT, "application/json")
         .header(IDENTITY_HEADER, identity)
@@ -172,12 +212,11 @@ pub async fn forward(
     for (name, value) in &upstream.headers {
         request = request.header(name, value);
     }
-    request = if tool.method.has_body() {
-        request.json(&Value::Object(args))
-    } else {
-        request.query(&query_pairs(&args))
-    };
+    request
+}
 
+/// Sends `request` and reads the answer within the upstream's limits.
+async fn exchange(upstream: &Upstream, request: reqwest::RequestBuilder) -> Forwarded {
     let mut response = match request.send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
@@ -241,7 +280,14 @@ pub async fn forward(
             }
         }
     }
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if text.is_empty() && (200..=299).contains(&status) {
+        // HEAD and 204 answers: the status is the answer.
+        text = format!(
+            "The {} service answered {status} with no content.",
+            upstream.name
+        );
+    }
     let json: Option<Value> = if is_json || text.trim_start().starts_with(['{', '[']) {
         serde_json::from_str(&text).ok()
     } else {
@@ -297,10 +343,23 @@ pub async fn forward(
 /// # Errors
 /// A message naming the argument that is missing or not a single segment.
 pub fn target_url(tool: &GatewayTool, args: &mut Map<String, Value>) -> Result<url::Url, String> {
-    let base = &tool.upstream.base_url;
+    route_url(&tool.upstream.base_url, &tool.path, &tool.path_params, args)
+}
+
+/// [`target_url`] for any route: `path` under `base` with each of `params`
+/// taken from `args`, under the same one-segment rules.
+///
+/// # Errors
+/// A message naming the argument that is missing or not a single segment.
+pub fn route_url(
+    base: &url::Url,
+    route: &str,
+    params: &[String],
+    args: &mut Map<String, Value>,
+) -> Result<url::Url, String> {
     let mut path = base.path().trim_end_matches('/').to_owned();
-    let mut rest = tool.path.as_str();
-    for param in &tool.path_params {
+    let mut rest = route;
+    for param in params {
         let marker = format!("{{{param}}}");
         let at = rest
             .find(&marker)
@@ -374,6 +433,60 @@ fn query_pairs(args: &Map<String, Value>) -> Vec<(String, String)> {
         }
     }
     pairs
+}
+
+/// An OpenAPI operation's request: query and header parameters by their
+/// wire names, the rest as the JSON (or form) body the operation declares.
+/// Arguments the operation does not declare are not sent.
+fn routed(
+    mut request: reqwest::RequestBuilder,
+    routing: &Routing,
+    mut args: Map<String, Value>,
+) -> Result<reqwest::RequestBuilder, String> {
+    let mut query = Map::new();
+    for (arg, wire) in &routing.query {
+        if let Some(v) = args.remove(arg) {
+            query.insert(wire.clone(), v);
+        }
+    }
+    if !query.is_empty() {
+        request = request.query(&query_pairs(&query));
+    }
+    for (arg, wire) in &routing.headers {
+        let Some(value) = args.remove(arg) else {
+            continue;
+        };
+        let text = match &value {
+            Value::Null => continue,
+            Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
+            other => scalar(other),
+        };
+        let value = reqwest::header::HeaderValue::from_str(&text)
+            .map_err(|_| format!("{arg} is not a valid header value"))?;
+        request = request.header(wire.as_str(), value);
+    }
+    let body = match &routing.body {
+        BodyShape::None => return Ok(request),
+        BodyShape::Spread { form } => (Value::Object(args), *form),
+        BodyShape::Property { name, form } => match args.remove(name) {
+            Some(v) => (v, *form),
+            None => return Ok(request),
+        },
+    };
+    Ok(match body {
+        (Value::Object(fields), true) => {
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query_pairs(&fields))
+                .finish();
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(encoded)
+        }
+        (value, _) => request.json(&value),
+    })
 }
 
 fn scalar(value: &Value) -> String {

@@ -2,7 +2,12 @@
 //! deploying team's existing HTTP API (issue 4).
 
 pub mod catalog;
+pub mod catalog_toml;
+pub mod document;
 pub mod forward;
+pub mod openapi;
+pub mod payload_log;
+pub mod resources;
 pub mod schema;
 
 use crate::{config::Config, mcp::server::NameClash};

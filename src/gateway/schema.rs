@@ -1,220 +1,159 @@
-//! Validation of tool arguments against a tool's `input_schema` before
-//! anything is sent upstream. The supported subset of JSON Schema is what
-//! tool schemas use: `type`, `properties`, `required`, `additionalProperties`
-//! (boolean), `items`, `enum`, `const`, `minimum`/`maximum`,
-//! `minLength`/`maxLength`, `minItems`/`maxItems`, `description`, `title`,
-//! `default`, `format` (informational). A catalog using anything else is
-//! rejected at load, so no constraint is silently ignored.
+//! Validation of tool arguments against a tool's input schema before
+//! anything is sent upstream, by the `jsonschema` crate: every keyword of
+//! JSON Schema Draft 2020-12 (the MCP default dialect), or Draft 7/6/4 and
+//! 2019-09 when the schema's `$schema` names them. Each schema is compiled
+//! once, when the catalog loads; a schema that does not compile refuses the
+//! catalog, so no constraint is silently ignored. `$ref`s resolve only
+//! inside the schema itself: nothing is fetched from the network or disk.
 
+use std::fmt;
+
+use jsonschema::{ValidationError, error::ValidationErrorKind};
 use serde_json::{Map, Value};
 
-const KEYWORDS: [&str; 19] = [
-    "type",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "enum",
-    "const",
-    "minimum",
-    "maximum",
-    "minLength",
-    "maxLength",
-    "minItems",
-    "maxItems",
-    "description",
-    "title",
-    "default",
-    "format",
-    "examples",
-    "$schema",
-];
-
-/// Checks that a schema only uses supported keywords and is an object schema at the top.
-pub fn check_schema(schema: &Map<String, Value>) -> Result<(), String> {
-    if schema.get("type").and_then(Value::as_str) != Some("object") {
-        return Err("the top level must be { type = \"object\", ... }".into());
-    }
-    check_node(schema, "")
+/// A tool's compiled input schema.
+pub struct ArgumentSchema {
+    validator: jsonschema::Validator,
 }
 
-fn check_node(schema: &Map<String, Value>, at: &str) -> Result<(), String> {
-    for (key, value) in schema {
-        if !KEYWORDS.contains(&key.as_str()) {
-            return Err(format!("keyword {key:?}{} is not supported", location(at)));
+impl fmt::Debug for ArgumentSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ArgumentSchema")
+    }
+}
+
+/// Why a schema was refused: a message and the JSON pointer inside the
+/// schema where the problem is (`""` for the top level).
+#[derive(Debug)]
+pub struct SchemaError {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "at {}: {}", self.pointer, self.message)
         }
-        match key.as_str() {
-            "properties" => {
-                let props = value
-                    .as_object()
-                    .ok_or(format!("properties{} must be a table", location(at)))?;
-                for (name, sub) in props {
-                    let sub = sub
-                        .as_object()
-                        .ok_or(format!("property {name} must be a table"))?;
-                    check_node(sub, &format!("{at}/{name}"))?;
+    }
+}
+
+impl ArgumentSchema {
+    /// Compiles `schema`, which must be an object schema at the top
+    /// (MCP's `inputSchema` is always `type: "object"`), with `format`
+    /// asserted for the formats the crate knows (unknown ones, such as
+    /// OpenAPI's `int64` or `binary`, stay annotations).
+    ///
+    /// # Errors
+    /// The schema is not an object schema, is not valid against its
+    /// dialect's meta-schema, has a `$ref` that does not resolve inside it,
+    /// or has a `pattern` that is not a valid regular expression.
+    pub fn compile(schema: &Map<String, Value>) -> Result<ArgumentSchema, SchemaError> {
+        if schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(SchemaError {
+                pointer: "/type".into(),
+                message: "the top level must be { type = \"object\", ... }".into(),
+            });
+        }
+        let value = Value::Object(schema.clone());
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(true)
+            .build(&value)
+            .map_err(|e| SchemaError {
+                pointer: e.instance_path().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(ArgumentSchema { validator })
+    }
+
+    /// Validates `args`; the error names the first offending argument by
+    /// its path (`tags[0]`, `address.city`), or `arguments` for the whole.
+    pub fn validate(&self, args: &Value) -> Result<(), String> {
+        match self.validator.iter_errors(args).next() {
+            None => Ok(()),
+            Some(error) => Err(describe(&error)),
+        }
+    }
+}
+
+/// `/a/0/b` as `a[0].b`: how people write a path into arguments.
+fn argument_path(error: &ValidationError<'_>) -> String {
+    let mut out = String::new();
+    for segment in error.instance_path().segments() {
+        match segment {
+            jsonschema::paths::LocationSegment::Index(i) => out.push_str(&format!("[{i}]")),
+            jsonschema::paths::LocationSegment::Property(p) => {
+                if !out.is_empty() {
+                    out.push('.');
                 }
+                out.push_str(&p);
             }
-            "items" => {
-                let sub = value
-                    .as_object()
-                    .ok_or(format!("items{} must be a table", location(at)))?;
-                check_node(sub, &format!("{at}/items"))?;
-            }
-            "additionalProperties" if !value.is_boolean() => {
-                return Err(format!(
-                    "additionalProperties{} must be true or false",
-                    location(at)
-                ));
-            }
-            _ => {}
         }
     }
-    Ok(())
+    out
 }
 
-fn location(at: &str) -> String {
+fn join(at: &str, name: &str) -> String {
     if at.is_empty() {
-        String::new()
+        name.to_owned()
     } else {
-        format!(" at {at}")
+        format!("{at}.{name}")
     }
 }
 
-/// Validates `value` against `schema`; the error names the offending field.
-pub fn validate(schema: &Map<String, Value>, value: &Value) -> Result<(), String> {
-    validate_at(schema, value, "")
-}
-
-fn field(at: &str) -> &str {
-    if at.is_empty() {
-        "arguments"
-    } else {
-        at.trim_start_matches('.')
+fn describe(error: &ValidationError<'_>) -> String {
+    let at = argument_path(error);
+    let name = if at.is_empty() { "arguments" } else { &at };
+    match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let property = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_owned);
+            format!("{} is required", join(&at, &property))
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            let first = unexpected.first().map(String::as_str).unwrap_or("?");
+            format!("{} is not an accepted argument", join(&at, first))
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                jsonschema::error::TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            format!("{name} must be of type {expected}")
+        }
+        ValidationErrorKind::Enum { options } => format!("{name} must be one of {options}"),
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("{name} must be {expected_value}")
+        }
+        ValidationErrorKind::Minimum { limit } => format!("{name} must be at least {limit}"),
+        ValidationErrorKind::Maximum { limit } => format!("{name} must be at most {limit}"),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("{name} must be at least {limit} characters")
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("{name} must be at most {limit} characters")
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            format!("{name} must have at least {limit} items")
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            format!("{name} must have at most {limit} items")
+        }
+        ValidationErrorKind::Format { format } => format!("{name} must be a valid {format}"),
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("{name} must match the pattern {pattern}")
+        }
+        _ => format!("{name}: {error}"),
     }
-}
-
-fn type_matches(expected: &str, value: &Value) -> bool {
-    match expected {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => {
-            value.as_i64().is_some()
-                || value.as_u64().is_some()
-                || value.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        _ => false,
-    }
-}
-
-fn validate_at(schema: &Map<String, Value>, value: &Value, at: &str) -> Result<(), String> {
-    let name = field(at);
-    match schema.get("type") {
-        Some(Value::String(t)) if !type_matches(t, value) => {
-            return Err(format!("{name} must be of type {t}"));
-        }
-        Some(Value::Array(types))
-            if !types
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|t| type_matches(t, value)) =>
-        {
-            return Err(format!("{name} has the wrong type"));
-        }
-        _ => {}
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        return Err(format!(
-            "{name} must be one of {}",
-            Value::Array(options.clone())
-        ));
-    }
-    if let Some(expected) = schema.get("const")
-        && expected != value
-    {
-        return Err(format!("{name} must be {expected}"));
-    }
-    if let Some(n) = value.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-            && n < min
-        {
-            return Err(format!("{name} must be at least {min}"));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-            && n > max
-        {
-            return Err(format!("{name} must be at most {max}"));
-        }
-    }
-    if let Some(s) = value.as_str() {
-        let len = s.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && len < min
-        {
-            return Err(format!("{name} must be at least {min} characters"));
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && len > max
-        {
-            return Err(format!("{name} must be at most {max} characters"));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && (items.len() as u64) < min
-        {
-            return Err(format!("{name} must have at least {min} items"));
-        }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && (items.len() as u64) > max
-        {
-            return Err(format!("{name} must have at most {max} items"));
-        }
-        if let Some(item_schema) = schema.get("items").and_then(Value::as_object) {
-            for (i, item) in items.iter().enumerate() {
-                validate_at(item_schema, item, &format!("{at}[{i}]"))?;
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            if !object.contains_key(required) {
-                return Err(format!(
-                    "{} is required",
-                    field(&format!("{at}.{required}"))
-                ));
-            }
-        }
-        for (key, sub) in object {
-            match properties
-                .and_then(|p| p.get(key))
-                .and_then(Value::as_object)
-            {
-                Some(sub_schema) => validate_at(sub_schema, sub, &format!("{at}.{key}"))?,
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!(
-                        "{} is not an accepted argument",
-                        field(&format!("{at}.{key}"))
-                    ));
-                }
-                None => {}
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -222,9 +161,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn compile(schema: Value) -> ArgumentSchema {
+        ArgumentSchema::compile(schema.as_object().unwrap()).unwrap()
+    }
+
     #[test]
     fn errors_name_the_bad_field() {
-        let schema = json!({
+        let schema = compile(json!({
             "type": "object",
             "properties": {
                 "id": { "type": "string", "minLength": 1 },
@@ -234,43 +177,133 @@ mod tests {
             },
             "required": ["id"],
             "additionalProperties": false
-        });
-        let schema = schema.as_object().unwrap();
-        assert!(check_schema(schema).is_ok());
-        assert!(
-            validate(
-                schema,
-                &json!({ "id": "a", "limit": 5, "tags": ["x"], "status": "open" })
-            )
-            .is_ok()
-        );
-        assert_eq!(validate(schema, &json!({})).unwrap_err(), "id is required");
+        }));
+        let ok = json!({ "id": "a", "limit": 5, "tags": ["x"], "status": "open" });
+        assert!(schema.validate(&ok).is_ok());
+        assert_eq!(schema.validate(&json!({})).unwrap_err(), "id is required");
         assert_eq!(
-            validate(schema, &json!({ "id": "a", "limit": 500 })).unwrap_err(),
+            schema
+                .validate(&json!({ "id": "a", "limit": 500 }))
+                .unwrap_err(),
             "limit must be at most 100"
         );
         assert_eq!(
-            validate(schema, &json!({ "id": "a", "tags": [1] })).unwrap_err(),
+            schema
+                .validate(&json!({ "id": "a", "tags": [1] }))
+                .unwrap_err(),
             "tags[0] must be of type string"
         );
         assert_eq!(
-            validate(schema, &json!({ "id": "a", "extra": 1 })).unwrap_err(),
+            schema
+                .validate(&json!({ "id": "a", "extra": 1 }))
+                .unwrap_err(),
             "extra is not an accepted argument"
         );
         assert!(
-            validate(schema, &json!({ "id": "a", "status": "x" }))
+            schema
+                .validate(&json!({ "id": "a", "status": "x" }))
                 .unwrap_err()
                 .starts_with("status must be one of")
         );
     }
 
     #[test]
-    fn unsupported_keywords_are_refused_at_load() {
-        let schema = json!({ "type": "object", "properties": { "a": { "type": "string", "pattern": "^x" } } });
-        assert!(
-            check_schema(schema.as_object().unwrap())
-                .unwrap_err()
-                .contains("pattern")
-        );
+    fn each_keyword_family_is_enforced() {
+        let schema = compile(json!({
+            "type": "object",
+            "$defs": {
+                "Node": {
+                    "type": "object",
+                    "properties": {
+                        "name": { "type": "string", "pattern": "^[a-z]+$" },
+                        "children": { "type": "array", "items": { "$ref": "#/$defs/Node" } }
+                    },
+                    "required": ["name"]
+                }
+            },
+            "properties": {
+                "tree": { "$ref": "#/$defs/Node" },
+                "email": { "type": "string", "format": "email" },
+                "when": { "type": "string", "format": "date-time" },
+                "size": { "type": "integer", "format": "int64" },
+                "kind": { "oneOf": [{ "const": "a" }, { "const": "b" }] },
+                "either": { "anyOf": [{ "type": "integer" }, { "type": "null" }] },
+                "both": { "allOf": [{ "minimum": 1 }, { "multipleOf": 2 }] },
+                "matrix": { "type": "array", "items": { "type": "array", "items": { "type": "number" }, "maxItems": 2 } }
+            }
+        }));
+        let bad = [
+            (
+                json!({ "tree": { "name": "a", "children": [{ "name": "B" }] } }),
+                "tree.children[0].name",
+            ),
+            (
+                json!({ "tree": { "children": [] } }),
+                "tree.name is required",
+            ),
+            (
+                json!({ "email": "not an email" }),
+                "email must be a valid email",
+            ),
+            (
+                json!({ "when": "yesterday" }),
+                "when must be a valid date-time",
+            ),
+            (json!({ "kind": "c" }), "kind"),
+            (json!({ "either": "x" }), "either"),
+            (json!({ "both": 3 }), "both"),
+            (
+                json!({ "matrix": [[1, 2, 3]] }),
+                "matrix[0] must have at most 2 items",
+            ),
+            (
+                json!({ "matrix": [["x"]] }),
+                "matrix[0][0] must be of type number",
+            ),
+        ];
+        for (args, expected) in bad {
+            let err = schema.validate(&args).unwrap_err();
+            assert!(err.contains(expected), "{args}: {err}");
+        }
+        let good = json!({
+            "tree": { "name": "a", "children": [{ "name": "b", "children": [] }] },
+            "email": "a@example.com", "when": "2026-01-01T00:00:00Z", "size": 5,
+            "kind": "a", "either": null, "both": 4, "matrix": [[1.5, 2]]
+        });
+        assert_eq!(schema.validate(&good), Ok(()));
+    }
+
+    #[test]
+    fn draft_4_is_used_when_the_schema_says_so() {
+        // Draft 4's boolean exclusiveMinimum is an error under 2020-12.
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "type": "object",
+            "properties": { "n": { "type": "number", "minimum": 1, "exclusiveMinimum": true } }
+        });
+        let schema = compile(schema);
+        assert!(schema.validate(&json!({ "n": 1 })).is_err());
+        assert!(schema.validate(&json!({ "n": 2 })).is_ok());
+    }
+
+    #[test]
+    fn schemas_that_do_not_compile_are_refused_with_a_pointer() {
+        let err = ArgumentSchema::compile(
+            json!({ "type": "object", "properties": { "a": { "type": "strin" } } })
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(err.pointer, "/properties/a/type", "{err}");
+        let err = ArgumentSchema::compile(
+            json!({ "type": "object", "properties": { "a": { "$ref": "#/$defs/missing" } } })
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        let err =
+            ArgumentSchema::compile(json!({ "type": "array" }).as_object().unwrap()).unwrap_err();
+        assert_eq!(err.pointer, "/type");
     }
 }

@@ -14,7 +14,9 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
         ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestMethod,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
         ToolAnnotations,
     },
     service::RequestContext,
@@ -33,6 +35,7 @@ use crate::{
         self,
         catalog::{GatewayTool, Method},
         forward::{Caller, Forwarded, Sender, forward},
+        resources::GatewayResource,
     },
     identity::scope::{Scope, ScopeSet},
     state::AppState,
@@ -56,6 +59,12 @@ pub struct Entry {
 /// classified once when it is built.
 pub struct ToolSet {
     entries: Vec<Entry>,
+    /// The catalog's resources and resource templates; kept with the tools
+    /// so a reload replaces both at once (and cached `initialize` answers,
+    /// keyed by this set, follow whether the capability exists).
+    resources: Vec<Arc<GatewayResource>>,
+    /// Catalog tools switched off, listed by the console's Tools page.
+    disabled: Vec<(String, gateway::catalog::ToolSource)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +112,15 @@ impl ToolSet {
             if destructive {
                 tools::require_confirmation(&mut schema);
             }
-            let tool = Tool::new(
+            let mut tool = Tool::new(
                 declared.name.clone(),
                 declared.description.clone(),
                 Arc::new(schema),
             )
             .with_annotations(annotations(None, required, destructive));
+            if let Some(output) = &declared.output_schema {
+                tool = tool.with_raw_output_schema(Arc::new(output.clone()));
+            }
             entries.push(Entry {
                 tool,
                 required,
@@ -122,7 +134,52 @@ impl ToolSet {
                 .filter(|e| !matches!(&e.runner, Runner::Gateway(t) if t.scope.is_some()))
                 .map(|e| e.tool.name.as_ref()),
         );
-        Ok(ToolSet { entries })
+        Ok(ToolSet {
+            entries,
+            resources: gateway.resources.clone(),
+            disabled: gateway.disabled.clone(),
+        })
+    }
+
+    /// Every enabled tool, in list order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Catalog tools declared but disabled: (name, source).
+    pub fn disabled(&self) -> &[(String, gateway::catalog::ToolSource)] {
+        &self.disabled
+    }
+
+    /// Whether the `resources` capability is declared.
+    pub fn has_resources(&self) -> bool {
+        !self.resources.is_empty()
+    }
+
+    /// The resources (or templates) `scopes` allow, in catalog order.
+    pub fn visible_resources(
+        &self,
+        scopes: ScopeSet,
+        templates: bool,
+    ) -> impl Iterator<Item = &Arc<GatewayResource>> {
+        self.resources
+            .iter()
+            .filter(move |r| r.template == templates && scopes.allows(r.scope))
+    }
+
+    /// The resource `uri` names among those `scopes` allow, with the
+    /// template's variables: a hidden resource is not found, exactly like
+    /// one that does not exist. Fixed URIs win over templates.
+    pub fn resource(
+        &self,
+        uri: &str,
+        scopes: ScopeSet,
+    ) -> Option<(Arc<GatewayResource>, serde_json::Map<String, Value>)> {
+        let visible = || self.resources.iter().filter(|r| scopes.allows(r.scope));
+        visible()
+            .filter(|r| !r.template)
+            .chain(visible().filter(|r| r.template))
+            .find_map(|r| r.matches(uri).map(|args| (Arc::clone(r), args)))
     }
 
     pub fn get(&self, name: &str) -> Option<&Entry> {
@@ -262,6 +319,10 @@ impl McpServer {
             issuer: state.config.issuer(),
             identities: &state.identity_tokens,
         };
+        let logged = tool
+            .upstream
+            .log_payloads
+            .then(|| Value::Object(args.clone()));
         let outcome = forward(&sender, tool, &caller, args).await;
         // Arguments refused before anything was sent are not upstream calls.
         let upstream_status = match &outcome {
@@ -276,31 +337,38 @@ impl McpServer {
                 .metrics
                 .upstream_call(&tool.upstream.name, status, started.elapsed());
         }
-        let record = |outcome, status| {
-            let mut call = audit::entry(who, &tool.name, outcome, started.elapsed(), status);
-            call.detail = detail.clone();
-            self.write_audit(call, destructive)
+        let (kind, status) = match &outcome {
+            Forwarded::Success { status, .. } => (Outcome::Ok, Some(*status)),
+            Forwarded::Failure { status, .. } => (Outcome::Error, *status),
+            Forwarded::RateLimited { status, .. } => (Outcome::RateLimited, Some(*status)),
         };
+        let mut call = audit::entry(who, &tool.name, kind, started.elapsed(), status);
+        call.detail = detail;
+        if let Some(arguments) = logged {
+            let result = match &outcome {
+                Forwarded::Success {
+                    structured: Some(s),
+                    ..
+                } => Value::Object(s.clone()),
+                Forwarded::Success { text, .. } => Value::String(text.clone()),
+                Forwarded::Failure { message, .. } => serde_json::json!({ "error": message }),
+                Forwarded::RateLimited { .. } => serde_json::json!({ "error": "rate_limited" }),
+            };
+            self.log_payload(&call, tool, &arguments, &result).await;
+        }
+        self.write_audit(call, destructive).await;
         match outcome {
             Forwarded::Success {
-                text,
-                structured,
-                status,
+                text, structured, ..
             } => {
-                record(Outcome::Ok, Some(status)).await;
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.structured_content = structured.map(Value::Object);
                 Ok(result.into())
             }
-            Forwarded::Failure { message, status } => {
-                record(Outcome::Error, status).await;
+            Forwarded::Failure { message, .. } => {
                 Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
             }
-            Forwarded::RateLimited {
-                retry_after,
-                status,
-            } => {
-                record(Outcome::RateLimited, Some(status)).await;
+            Forwarded::RateLimited { retry_after, .. } => {
                 if let Some(backoff) = backoff {
                     backoff.set(retry_after);
                 }
@@ -311,6 +379,30 @@ impl McpServer {
 }
 
 impl McpServer {
+    /// Keeps a call's redacted, capped arguments and result for upstreams
+    /// with `log_payloads`. A failed write is logged, never the call's failure.
+    async fn log_payload(
+        &self,
+        call: &crate::store::ToolCall,
+        tool: &GatewayTool,
+        arguments: &Value,
+        result: &Value,
+    ) {
+        use crate::gateway::payload_log::{capped, write_only_names};
+        let write_only = write_only_names(&tool.input_schema);
+        let redact = &tool.upstream.redact;
+        let payload = crate::store::Payload {
+            call_id: call.id,
+            org_id: call.org_id,
+            at: call.at,
+            arguments: capped(&redact.apply(arguments, &write_only)),
+            result: capped(&redact.apply(result, &write_only)),
+        };
+        if let Err(e) = self.state.store.insert_payload(&payload).await {
+            tracing::error!(error = %e, tool = %tool.name, "cannot store a payload log");
+        }
+    }
+
     /// Destructive calls are stored before the answer is sent; the rest are
     /// written behind (README "Limits and hardening").
     async fn write_audit(&self, call: crate::store::ToolCall, destructive: bool) {
@@ -324,7 +416,17 @@ impl McpServer {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // `resources` only when the catalog has some (MCP lifecycle:
+        // capabilities declare what the server actually offers).
+        let capabilities = if self.state.tools.current().has_resources() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Portcullis: tools to inspect and administer your organization's access \
@@ -347,19 +449,147 @@ impl ServerHandler for McpServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Err(ErrorData::method_not_found::<ListResourcesRequestMethod>())
+        let set = self.state.tools.current();
+        if !set.has_resources() {
+            return Err(ErrorData::method_not_found::<ListResourcesRequestMethod>());
+        }
+        let who = caller(&context)?;
+        let items = set
+            .visible_resources(who.scopes, false)
+            .map(|r| {
+                let mut item = Resource::new(r.uri.clone(), r.name.clone());
+                if let Some(d) = &r.description {
+                    item = item.with_description(d.clone());
+                }
+                if let Some(m) = &r.mime_type {
+                    item = item.with_mime_type(m.clone());
+                }
+                item
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(items))
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Err(ErrorData::method_not_found::<
-            ListResourceTemplatesRequestMethod,
-        >())
+        let set = self.state.tools.current();
+        if !set.has_resources() {
+            return Err(ErrorData::method_not_found::<
+                ListResourceTemplatesRequestMethod,
+            >());
+        }
+        let who = caller(&context)?;
+        let items = set
+            .visible_resources(who.scopes, true)
+            .map(|r| {
+                let mut item = ResourceTemplate::new(r.uri.clone(), r.name.clone());
+                if let Some(d) = &r.description {
+                    item = item.with_description(d.clone());
+                }
+                if let Some(m) = &r.mime_type {
+                    item = item.with_mime_type(m.clone());
+                }
+                item
+            })
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(items))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let set = self.state.tools.current();
+        if !set.has_resources() {
+            return Err(ErrorData::method_not_found::<ReadResourceRequestMethod>());
+        }
+        let started = Instant::now();
+        let who = caller(&context)?;
+        let uri = request.uri.as_str();
+        // Audited under the URI asked for, whatever happens: a hidden
+        // resource's record must read exactly like a missing one's.
+        let label: String = format!("resources/read {uri}").chars().take(200).collect();
+        let not_found = || {
+            ErrorData::resource_not_found(
+                "resource not found",
+                Some(serde_json::json!({ "uri": uri })),
+            )
+        };
+        let Some((resource, mut args)) = set.resource(uri, who.scopes) else {
+            self.state
+                .audit
+                .record(&who, &label, Outcome::Error, started.elapsed(), None);
+            return Err(not_found());
+        };
+        let upstream = &resource.upstream;
+        let url = match gateway::forward::route_url(
+            &upstream.base_url,
+            &resource.path,
+            &resource.path_params,
+            &mut args,
+        ) {
+            Ok(url) => url,
+            Err(_) => {
+                self.state
+                    .audit
+                    .record(&who, &label, Outcome::Error, started.elapsed(), None);
+                return Err(not_found());
+            }
+        };
+        let caller = Caller {
+            user_id: who.user_id,
+            org_id: who.org_id,
+            scopes: who.scopes,
+            source: who.source.as_str(),
+            client_id: who.client_id.as_deref(),
+            api_key_id: who.api_key_id.as_deref(),
+        };
+        let sender = Sender {
+            http: &self.state.upstreams,
+            keys: &self.state.keys,
+            issuer: self.state.config.issuer(),
+            identities: &self.state.identity_tokens,
+        };
+        let answer = gateway::forward::read(&sender, upstream, url, &caller).await;
+        let (outcome, status, result) = match answer {
+            Forwarded::Success { text, status, .. } => {
+                let mime = resource
+                    .mime_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".to_owned());
+                let contents = ResourceContents::text(text, uri).with_mime_type(mime);
+                (
+                    Outcome::Ok,
+                    Some(status),
+                    Ok(ReadResourceResult::new(vec![contents]).into()),
+                )
+            }
+            Forwarded::Failure {
+                status: Some(404), ..
+            } => (Outcome::Error, Some(404), Err(not_found())),
+            Forwarded::Failure { message, status } => (
+                Outcome::Error,
+                status,
+                Err(ErrorData::internal_error(message, None)),
+            ),
+            Forwarded::RateLimited {
+                retry_after,
+                status,
+            } => (
+                Outcome::RateLimited,
+                Some(status),
+                Err(gate::upstream_rate_limited(retry_after)),
+            ),
+        };
+        let call = audit::entry(&who, &label, outcome, started.elapsed(), status);
+        self.state.audit.record_call(call);
+        result
     }
 
     async fn list_tools(

@@ -101,6 +101,10 @@ mod accounts;
 pub mod open;
 // After `on_pool!`, which it uses.
 mod machine;
+mod payloads;
+mod tool_stats;
+pub use payloads::Payload;
+pub use tool_stats::CallSample;
 
 /// A transaction that will write after reading. SQLite must take its write
 /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has read

@@ -31,6 +31,16 @@ struct CallRow {
     outcome: String,
     ok: bool,
     duration_ms: i64,
+    /// Logged arguments and result (upstreams with `log_payloads`), pretty-printed.
+    payload: Option<(String, String)>,
+}
+
+/// Stored payload text, indented for reading when it is JSON.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 struct UserOption {
@@ -190,9 +200,19 @@ pub async fn list(
         .then(|| calls.last())
         .flatten()
         .map(|c| filters(Some(format!("{}.{}", c.at, c.id))));
+    let mut payloads = match (
+        calls.iter().map(|c| c.at).min(),
+        calls.iter().map(|c| c.at).max(),
+    ) {
+        (Some(since), Some(until)) => state.store.payloads_between(org_id, since, until).await?,
+        _ => HashMap::new(),
+    };
     let rows = calls
         .into_iter()
         .map(|c| CallRow {
+            payload: payloads
+                .remove(&c.id)
+                .map(|p| (pretty(&p.arguments), pretty(&p.result))),
             at: when(c.at),
             user: emails
                 .get(&c.user_id)

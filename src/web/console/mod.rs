@@ -14,6 +14,7 @@ mod keys;
 mod machines;
 mod members;
 mod org;
+mod tools;
 
 use askama::Template;
 use axum::{
@@ -64,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/org/machines/idps", post(machines::trust))
         .route("/console/org/machines/idps/remove", post(machines::remove))
         .route("/console/activity", get(activity::list))
+        .route("/console/tools", get(tools::list))
         .route("/console/connect", get(connect::show))
         .layer(map_response(|mut response: Response| async move {
             response.extensions_mut().insert(OwnScript);
