@@ -123,6 +123,11 @@ pub struct Config {
     /// names the client for the DCR and sign-in limits; empty: none.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Upstream OpenID Providers people may sign in with (`[[identity_provider]]`).
+    #[serde(rename = "identity_provider")]
+    pub identity_providers: Vec<crate::federation::config::IdentityProviderConfig>,
+    /// Whether `/login` offers the email-and-password form.
+    pub password_login: bool,
 }
 
 /// How log lines are written.
@@ -175,6 +180,8 @@ impl std::fmt::Debug for Config {
             .field("unused_registration_ttl", &self.unused_registration_ttl)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("identity_providers", &self.identity_providers)
+            .field("password_login", &self.password_login)
             .finish()
     }
 }
@@ -226,6 +233,8 @@ impl Default for Config {
             unused_registration_ttl: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
+            identity_providers: Vec::new(),
+            password_login: true,
         }
     }
 }
@@ -344,6 +353,10 @@ impl Config {
         }
         if self.rate_limit.per_minute == 0 || self.rate_limit.burst == 0 {
             return Err("rate_limit.per_minute and rate_limit.burst must be positive".into());
+        }
+        crate::federation::config::validate(&self.identity_providers)?;
+        if !self.password_login && self.identity_providers.is_empty() {
+            return Err("password_login = false needs at least one identity_provider".into());
         }
         Ok(())
     }

@@ -58,6 +58,17 @@ enum OrgCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The product's own id for the org, matched against identity
+        /// provider claims (unique).
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Set (or with an empty value clear) an org's external id.
+    SetExternalId {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        external_id: String,
     },
 }
 
@@ -206,7 +217,17 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
     let result = match command {
         Command::Serve | Command::Keys(_) | Command::Catalog(_) => unreachable!("handled above"),
         Command::Migrate => Ok(serde_json::json!({ "migrated": true })),
-        Command::Org(OrgCommand::Create { name }) => admin::create_org(&store, &name).await,
+        Command::Org(OrgCommand::Create {
+            name,
+            external_id: None,
+        }) => admin::create_org(&store, &name).await,
+        Command::Org(OrgCommand::Create {
+            name,
+            external_id: Some(external_id),
+        }) => portcullis::federation::admin::create_org(&store, &name, &external_id).await,
+        Command::Org(OrgCommand::SetExternalId { org, external_id }) => {
+            portcullis::federation::admin::set_external_id(&store, org, &external_id).await
+        }
         Command::User(UserCommand::Create { membership, .. }) => {
             let mut password = String::new();
             std::io::stdin()

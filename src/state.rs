@@ -71,6 +71,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set when a graceful shutdown begins; `/readyz` then answers 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Configured upstream identity providers (sign-in through them).
+    pub providers: Arc<crate::federation::provider::Providers>,
 }
 
 impl AppState {
@@ -119,6 +121,10 @@ impl AppState {
             audit: AuditLog::start(store.clone())
                 .observed_by(Arc::clone(&metrics), Arc::clone(&tools)),
             keys: Arc::new(keys),
+            providers: Arc::new(crate::federation::provider::Providers::new(
+                &config.identity_providers,
+                config.issuer(),
+            )),
             store,
             config: Arc::new(config),
             tools,

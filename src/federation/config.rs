@@ -1,0 +1,177 @@
+//! The `[[identity_provider]]` tables of the configuration: upstream OpenID
+//! Providers people may sign in with, and how their claims map to accounts,
+//! organizations and roles.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::identity::scope::Role;
+
+/// ID token signature algorithms a provider may be configured to use. Only
+/// asymmetric ones: `none` carries no proof, and an HMAC "verified" with a
+/// key that is public (or with our client secret, shared with the provider's
+/// whole admin team) proves nothing about who issued the token.
+pub const ASYMMETRIC_ALGS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// One upstream OpenID Provider (OpenID Connect Core 1.0, code flow).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityProviderConfig {
+    /// Short name in URLs (`/login/callback/{id}`) and in `external_identities`;
+    /// lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    /// Shown on the button: "Continue with {name}".
+    pub name: String,
+    /// The provider's issuer; its metadata is read from
+    /// `{issuer}/.well-known/openid-configuration` (OIDC Discovery 1.0 §4).
+    pub issuer: String,
+    pub client_id: String,
+    /// The name of the environment variable holding the client secret (never
+    /// the secret itself); absent for a public client.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Requested besides `openid email profile`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The claim naming the user for good (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// When not empty, only addresses in these domains may sign in.
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// A claim (string or array of strings) naming the product's
+    /// organizations by their external id.
+    #[serde(default)]
+    pub org_claim: Option<String>,
+    /// Every user of this provider joins this org (an external id, or an org id).
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Create an org named by `org_claim` the first time it is seen.
+    #[serde(default)]
+    pub create_orgs: bool,
+    /// A claim (string or array) whose values `roles` maps to a role.
+    #[serde(default)]
+    pub role_claim: Option<String>,
+    /// Claim value → `viewer` | `member` | `admin`; the highest match wins.
+    #[serde(default)]
+    pub roles: HashMap<String, String>,
+    /// The role when no value of `role_claim` is mapped.
+    #[serde(default = "default_role")]
+    pub default_role: String,
+    /// Link a first sign-in to an existing account with the same email, but
+    /// only when the provider also says `email_verified: true`.
+    #[serde(default)]
+    pub link_verified_email: bool,
+    /// Accepted ID token algorithms (default `["RS256"]`); asymmetric only.
+    #[serde(default = "default_algs")]
+    pub allowed_algs: Vec<String>,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+fn default_email_claim() -> String {
+    "email".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+fn default_role() -> String {
+    "member".into()
+}
+fn default_algs() -> Vec<String> {
+    vec!["RS256".into()]
+}
+
+impl IdentityProviderConfig {
+    /// The role granted for these values of `role_claim`.
+    pub fn role_for(&self, values: &[String]) -> Role {
+        values
+            .iter()
+            .filter_map(|v| self.roles.get(v))
+            .filter_map(|r| Role::parse(r))
+            .max_by_key(|r| rank(*r))
+            .or_else(|| Role::parse(&self.default_role))
+            .unwrap_or(Role::Viewer)
+    }
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Viewer => 0,
+        Role::Member => 1,
+        Role::Admin => 2,
+    }
+}
+
+/// Refuses at load what could never work or would be unsafe.
+pub fn validate(providers: &[IdentityProviderConfig]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for p in providers {
+        let what = format!("identity_provider {:?}", p.id);
+        if p.id.is_empty()
+            || p.id.len() > 64
+            || !p
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "{what}: id must be 1-64 lower-case letters, digits, '-' or '_'"
+            ));
+        }
+        if !seen.insert(p.id.as_str()) {
+            return Err(format!("{what}: id used twice"));
+        }
+        let issuer = url::Url::parse(&p.issuer)
+            .map_err(|e| format!("{what}: issuer {:?}: {e}", p.issuer))?;
+        let loopback = matches!(issuer.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            return Err(format!(
+                "{what}: issuer must be https (http only on loopback, for tests)"
+            ));
+        }
+        if p.client_id.is_empty() {
+            return Err(format!("{what}: client_id is required"));
+        }
+        for r in p.roles.values().chain([&p.default_role]) {
+            if Role::parse(r).is_none() {
+                return Err(format!("{what}: role {r:?} is not viewer, member or admin"));
+            }
+        }
+        if p.org.is_some() && p.org_claim.is_some() {
+            return Err(format!("{what}: set org or org_claim, not both"));
+        }
+        if p.org.is_none() && p.org_claim.is_none() {
+            return Err(format!(
+                "{what}: set org (a fixed organization) or org_claim (a claim naming them)"
+            ));
+        }
+        if p.allowed_algs.is_empty() {
+            return Err(format!("{what}: allowed_algs is empty"));
+        }
+        for alg in &p.allowed_algs {
+            if !ASYMMETRIC_ALGS.contains(&alg.as_str()) {
+                return Err(format!(
+                    "{what}: algorithm {alg:?} is not allowed (asymmetric only: {})",
+                    ASYMMETRIC_ALGS.join(", ")
+                ));
+            }
+        }
+        if let Some(var) = &p.client_secret_env
+            && std::env::var(var).map(|v| v.is_empty()).unwrap_or(true)
+        {
+            return Err(format!(
+                "{what}: environment variable {var} (client_secret_env) is not set"
+            ));
+        }
+    }
+    Ok(())
+}
