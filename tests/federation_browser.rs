@@ -49,8 +49,19 @@ fn browser_dir() -> PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
+/// node-oidc-provider and the test-controlled provider, and Portcullis
+/// configured with both.
+struct World {
+    idp: tokio::process::Child,
+    /// Kept open: a closed pipe would end the provider at its next log line.
+    _idp_stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    issuer: String,
+    server: TestServer,
+    org: uuid::Uuid,
+    _other: fake_idp::FakeIdp,
+}
+
+async fn world() -> World {
     let dir = browser_dir();
     external::js_dir();
     let mut idp = tokio::process::Command::new("node")
@@ -71,7 +82,7 @@ async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
         serde_json::from_str(&line).unwrap()
     };
     let issuer = next_line().await["issuer"].as_str().unwrap().to_owned();
-    // Only this test in this binary reads or writes the environment.
+    // The tests of this binary set it to the same value.
     unsafe { std::env::set_var(SECRET_VAR, "upstream-client-secret-for-tests") };
 
     let other = fake_idp::FakeIdp::start("other-client").await;
@@ -117,17 +128,24 @@ async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
         .await
         .unwrap()
         .id;
+    World {
+        idp,
+        _idp_stdout: lines,
+        issuer,
+        server,
+        org,
+        _other: other,
+    }
+}
 
+/// Runs tests/browser/federation.mjs with `args` after the MCP URL.
+async fn browser_flow(w: &World, args: &[&str]) -> Value {
     let output = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new("node")
-            .arg(dir.join("federation.mjs"))
-            .args([
-                server.resource().as_str(),
-                "Upstream IdP",
-                "alice",
-                REDIRECT,
-            ])
+            .arg(browser_dir().join("federation.mjs"))
+            .arg(w.server.resource())
+            .args(args)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -138,8 +156,14 @@ async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    let out: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
-    eprintln!("federated flow: {}", out["timings"]);
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
+    let mut w = world().await;
+    let (server, org, issuer) = (&w.server, w.org, w.issuer.clone());
+    let out = browser_flow(&w, &["Upstream IdP", "alice", REDIRECT]).await;
 
     let whoami = &out["whoami"];
     assert_eq!(whoami["email"], "alice@upstream.example", "{out}");
@@ -190,5 +214,43 @@ async fn an_mcp_client_connects_for_a_user_of_a_real_openid_provider() {
             .unwrap()
             .is_none()
     );
-    idp.kill().await.ok();
+    w.idp.kill().await.ok();
+}
+
+/// Not a check but a measurement, run by `scripts/measure-sign-in`: the
+/// whole OAuth flow (DCR, authorize, sign-in, consent, code exchange) in
+/// Chromium, through the upstream provider and through the password form,
+/// alternating, in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by scripts/measure-sign-in"]
+async fn measure_federated_against_password_sign_in() {
+    let mut w = world().await;
+    let user = w
+        .server
+        .user(w.org, portcullis::identity::scope::Role::Member)
+        .await;
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let (mut federated, mut password) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let out = browser_flow(&w, &["Upstream IdP", "alice", REDIRECT]).await;
+        federated.push(out["timings"]["flow_ms"].as_f64().unwrap());
+        let out = browser_flow(&w, &["--password", &user.email, REDIRECT, &user.password]).await;
+        assert_eq!(out["whoami"]["email"], user.email.as_str());
+        password.push(out["timings"]["flow_ms"].as_f64().unwrap());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "sign-in flow, {rounds} rounds each, median ms: federated {:.0} (all {:?}), password {:.0} (all {:?})",
+        median(&mut federated.clone()),
+        federated.iter().map(|v| v.round()).collect::<Vec<_>>(),
+        median(&mut password.clone()),
+        password.iter().map(|v| v.round()).collect::<Vec<_>>(),
+    );
+    w.idp.kill().await.ok();
 }

@@ -3,6 +3,10 @@
 // browser part runs in headless Chromium. Run by tests/federation_browser.rs:
 //
 //   node federation.mjs <mcp url> <provider name> <upstream login> <redirect uri>
+//   node federation.mjs <mcp url> --password <email> <redirect uri> <password>
+//
+// The second form signs in with Portcullis's own password form instead, so
+// the two flows can be timed against each other (scripts/measure-sign-in).
 //
 // 1. The SDK's auth() discovers Portcullis, registers (DCR) and builds the
 //    authorization URL with PKCE.
@@ -17,7 +21,8 @@ import { auth } from '../js/node_modules/@modelcontextprotocol/sdk/dist/esm/clie
 import { Client } from '../js/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js';
 import { StreamableHTTPClientTransport } from '../js/node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js';
 
-const [mcpUrl, providerName, login, redirect] = process.argv.slice(2);
+const [mcpUrl, providerName, login, redirect, password] = process.argv.slice(2);
+const byPassword = providerName === '--password';
 if (!redirect) {
   console.error('usage: federation.mjs <mcp url> <provider name> <upstream login> <redirect uri>');
   process.exit(2);
@@ -68,17 +73,24 @@ class ChromiumProvider {
     page.setDefaultTimeout(30_000);
     const origin = new URL(redirect).origin;
     await page.route(`${origin}/**`, (route) => route.fulfill({ status: 200, body: 'callback reached' }));
+    page.on('requestfailed', (request) => pages.push(`failed: ${request.url()} ${request.failure()?.errorText}`));
     page.on('framenavigated', (frame) => {
       if (frame === page.mainFrame()) pages.push(frame.url());
     });
     await page.goto(url.href);
-    // Portcullis's sign-in page offers the provider.
-    await page.getByRole('link', { name: `Continue with ${providerName}` }).click();
-    // node-oidc-provider's development login page, then its consent page.
-    await page.locator('input[name="login"]').fill(login);
-    await page.locator('input[name="password"]').fill('any password');
-    await page.locator('button[type="submit"]').click();
-    await page.locator('button[type="submit"]').click();
+    if (byPassword) {
+      await page.locator('input[name="email"]').fill(login);
+      await page.locator('input[name="password"]').fill(password);
+      await page.locator('form[action="/login"] button[type="submit"]').click();
+    } else {
+      // Portcullis's sign-in page offers the provider.
+      await page.getByRole('link', { name: `Continue with ${providerName}` }).click();
+      // node-oidc-provider's development login page, then its consent page.
+      await page.locator('input[name="login"]').fill(login);
+      await page.locator('input[name="password"]').fill('any password');
+      await page.locator('button[type="submit"]').click();
+      await page.locator('button[type="submit"]').click();
+    }
     // Back on Portcullis: its consent page.
     await page.locator('button[name="decision"][value="approve"]').click();
     await page.waitForURL((u) => u.href.startsWith(redirect));
