@@ -124,6 +124,10 @@ pub fn app(state: AppState) -> Router {
         .route("/login/start/{provider}", get(federation::start))
         .route("/login/callback/{provider}", get(federation::callback))
         .route(
+            "/login/handoff",
+            get(federation::handoff::get).post(federation::handoff::post),
+        )
+        .route(
             "/logout",
             get(web::login::confirm_logout).post(web::login::logout),
         )

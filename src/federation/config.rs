@@ -28,6 +28,8 @@ pub struct IdentityProviderConfig {
     /// The provider's issuer; its metadata is read from
     /// `{issuer}/.well-known/openid-configuration` (OIDC Discovery 1.0 §4).
     pub issuer: String,
+    /// Our client id at the provider (OpenID Connect providers only).
+    #[serde(default)]
     pub client_id: String,
     /// The name of the environment variable holding the client secret (never
     /// the secret itself); absent for a public client.
@@ -72,6 +74,13 @@ pub struct IdentityProviderConfig {
     /// Accepted ID token algorithms (default `["RS256"]`); asymmetric only.
     #[serde(default = "default_algs")]
     pub allowed_algs: Vec<String>,
+    /// A trusted product's login hand-off (`/login/handoff`) instead of
+    /// OpenID Connect: the PEM public key its assertions are signed with ...
+    #[serde(default)]
+    pub handoff_public_key_pem: Option<String>,
+    /// ... or the URL of its JWKS. `issuer` is then the assertions' `iss`.
+    #[serde(default)]
+    pub handoff_jwks_url: Option<String>,
 }
 
 fn default_subject_claim() -> String {
@@ -91,6 +100,12 @@ fn default_algs() -> Vec<String> {
 }
 
 impl IdentityProviderConfig {
+    /// Whether this is a trusted product signing login hand-offs rather than
+    /// an OpenID Provider (no button on the sign-in page).
+    pub fn is_handoff(&self) -> bool {
+        self.handoff_public_key_pem.is_some() || self.handoff_jwks_url.is_some()
+    }
+
     /// The role granted for these values of `role_claim`.
     pub fn role_for(&self, values: &[String]) -> Role {
         values
@@ -138,7 +153,25 @@ pub fn validate(providers: &[IdentityProviderConfig]) -> Result<(), String> {
                 "{what}: issuer must be https (http only on loopback, for tests)"
             ));
         }
-        if p.client_id.is_empty() {
+        if p.is_handoff() {
+            if p.handoff_public_key_pem.is_some() == p.handoff_jwks_url.is_some() {
+                return Err(format!(
+                    "{what}: set handoff_public_key_pem or handoff_jwks_url, not both"
+                ));
+            }
+            if let Some(pem) = &p.handoff_public_key_pem
+                && super::handoff::decoding_key(pem).is_none()
+            {
+                return Err(format!(
+                    "{what}: handoff_public_key_pem is not an RSA, EC or Ed25519 public key"
+                ));
+            }
+            if let Some(url) = &p.handoff_jwks_url
+                && url::Url::parse(url).is_err()
+            {
+                return Err(format!("{what}: handoff_jwks_url is not a URL"));
+            }
+        } else if p.client_id.is_empty() {
             return Err(format!("{what}: client_id is required"));
         }
         for r in p.roles.values().chain([&p.default_role]) {

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod claims;
 pub mod config;
+pub mod handoff;
 pub mod provider;
 
 use axum::{
@@ -193,13 +194,32 @@ pub async fn callback(
         .finish(code, &flow.verifier, &flow.nonce)
         .await
         .map_err(|e| provider_page(&name, &e))?;
-    let mapped = claims::map(&provider.config, &claims).map_err(refused)?;
-    let fixed_org = match &provider.config.org {
+    let user = account_for(&state, &provider.config, &claims).await?;
+    let cookie = session::start(&state, &user).await?;
+    tracing::info!(user_id = %user.id, provider = %id, "signed in through identity provider");
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, clear)]),
+        Redirect::to(&flow.next),
+    )
+        .into_response())
+}
+
+/// The account for a provider's verified claims: mapped, found or created,
+/// memberships refreshed (see `Store::federated_sign_in`), or a page saying
+/// why not. Shared by the OpenID callback and the login hand-off.
+pub(crate) async fn account_for(
+    state: &AppState,
+    config: &config::IdentityProviderConfig,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<crate::store::User, PageError> {
+    let name = &config.name;
+    let mapped = claims::map(config, claims).map_err(refused)?;
+    let fixed_org = match &config.org {
         Some(org) => Some((
             claims::resolve_fixed_org(&state.store, org)
                 .await?
                 .ok_or_else(|| {
-                    tracing::error!(provider = %id, org, "configured org does not exist");
+                    tracing::error!(provider = %config.id, org, "configured org does not exist");
                     refused("This sign-in option names an organization that does not exist. Tell your administrator.")
                 })?,
             mapped.role,
@@ -209,43 +229,34 @@ pub async fn callback(
     let outcome = state
         .store
         .federated_sign_in(&FederatedSignIn {
-            provider: &id,
+            provider: &config.id,
             subject: &mapped.subject,
             email: &mapped.email,
-            may_link: mapped.email_verified && provider.config.link_verified_email,
+            may_link: mapped.email_verified && config.link_verified_email,
             orgs: mapped
                 .orgs
                 .iter()
                 .map(|o| (o.clone(), mapped.role))
                 .collect(),
-            create_orgs: provider.config.create_orgs,
+            create_orgs: config.create_orgs,
             fixed_org,
         })
         .await?;
-    let user = match outcome {
-        Ok(user) => user,
+    match outcome {
+        Ok(user) => Ok(user),
         Err(SignInRefused::EmailTaken) => {
-            tracing::info!(provider = %id, "federated sign-in refused: email belongs to another account");
-            return Err(refused(format!(
+            tracing::info!(provider = %config.id, "federated sign-in refused: email belongs to another account");
+            Err(refused(format!(
                 "An account with the address {} already exists here and cannot be joined to your {name} sign-in. \
                  Sign in with your password instead, or ask your administrator to link the accounts.",
                 mapped.email
-            )));
+            )))
         }
         Err(SignInRefused::Disabled) => {
-            return Err(refused("This account is disabled. Ask your administrator."));
+            Err(refused("This account is disabled. Ask your administrator."))
         }
-        Err(SignInRefused::NoOrganization) => {
-            return Err(refused(format!(
-                "Your {name} account is not a member of any organization here. Ask your administrator for access."
-            )));
-        }
-    };
-    let cookie = session::start(&state, &user).await?;
-    tracing::info!(user_id = %user.id, provider = %id, "signed in through identity provider");
-    Ok((
-        AppendHeaders([(header::SET_COOKIE, cookie), (header::SET_COOKIE, clear)]),
-        Redirect::to(&flow.next),
-    )
-        .into_response())
+        Err(SignInRefused::NoOrganization) => Err(refused(format!(
+            "Your {name} account is not a member of any organization here. Ask your administrator for access."
+        ))),
+    }
 }

@@ -402,12 +402,15 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
 /// All configured providers, in configuration order.
 pub struct Providers {
     pub all: Vec<Arc<Provider>>,
+    /// The bounded client for provider requests (hand-off JWKS too).
+    pub http: reqwest::Client,
 }
 
 impl Providers {
     pub fn new(configs: &[IdentityProviderConfig], issuer: &str) -> Providers {
         let http = Provider::http_client();
         Providers {
+            http: http.clone(),
             all: configs
                 .iter()
                 .map(|c| Arc::new(Provider::new(c.clone(), issuer, http.clone())))
@@ -415,7 +418,13 @@ impl Providers {
         }
     }
 
+    /// The OpenID Provider with this id (not a hand-off one).
     pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
-        self.all.iter().find(|p| p.config.id == id)
+        self.oidc().find(|p| p.config.id == id)
+    }
+
+    /// The OpenID Providers, in configuration order: the sign-in buttons.
+    pub fn oidc(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.all.iter().filter(|p| !p.config.is_handoff())
     }
 }

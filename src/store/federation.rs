@@ -282,3 +282,35 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// Records a hand-off assertion's `jti` as used; false when it already
+    /// was (a replay). Expired records are swept on the way.
+    pub async fn use_handoff_jti(
+        &self,
+        provider: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM handoff_assertions WHERE expires_at < $1")
+                .bind(now() - 300)
+                .execute(pool)
+                .await?;
+            match sqlx::query(
+                "INSERT INTO handoff_assertions (provider, jti, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(provider)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map_err(conflict)
+            {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}

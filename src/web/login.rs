@@ -30,8 +30,7 @@ struct LoginPage<'a> {
 fn provider_buttons(state: &AppState, next: &str) -> Vec<(String, String)> {
     state
         .providers
-        .all
-        .iter()
+        .oidc()
         .map(|p| (start_link(&p.config.id, next), p.config.name.clone()))
         .collect()
 }
@@ -103,7 +102,12 @@ pub async fn show(
 ) -> Response {
     let next = safe_next(q.next.as_deref());
     // With one way to sign in, the page would be a single button: skip it.
-    if let ([only], false) = (state.providers.all.as_slice(), state.config.password_login) {
+    let mut providers = state.providers.oidc();
+    if let (Some(only), None, false) = (
+        providers.next(),
+        providers.next(),
+        state.config.password_login,
+    ) {
         return Redirect::to(&start_link(&only.config.id, next)).into_response();
     }
     page(&state, &headers, next, "", None, StatusCode::OK)

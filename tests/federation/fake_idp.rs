@@ -134,6 +134,12 @@ impl FakeIdp {
         self.inner.lock().unwrap().keys = vec![Key::new()];
     }
 
+    /// `claims` signed (ES256) with the key the JWKS publishes.
+    pub fn sign(&self, claims: &Value) -> String {
+        let inner = self.inner.lock().unwrap();
+        sign_es256(&inner.keys[0].kid, &inner.keys[0].pair, claims)
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.inner.lock().unwrap().jwks_fetches
     }
