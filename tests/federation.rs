@@ -695,3 +695,39 @@ async fn with_password_login_off_and_one_provider_the_login_page_goes_straight_t
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_console_names_the_provider_and_shows_the_org_external_id() {
+    let s = setup(vec![]).await;
+    let colleague = s.server.user(s.eng, Role::Member).await;
+    s.idp.set(Behaviour {
+        claims: json!({"groups": ["eng"], "roles": ["mcp-admin"]}),
+        ..Behaviour::default()
+    });
+    let browser = s.server.browser();
+    assert!(matches!(
+        sign_in(&s.server, &browser, "fake").await,
+        End::Callback(_)
+    ));
+    let html = browser
+        .get(s.server.url(&format!("/console/org?org={}", s.eng)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The account names its provider; the org shows its external id; each
+    // member row says how that member signs in.
+    assert!(html.contains("via <bdi>fake IdP</bdi>"), "{html}");
+    assert!(
+        html.contains("External id: <code><bdi>eng</bdi></code>"),
+        "{html}"
+    );
+    let row = |email: &str| {
+        let at = html.find(email).unwrap_or_else(|| panic!("{email} listed"));
+        html[at..at + html[at..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("fed@example.test").contains("<bdi>fake IdP</bdi>"));
+    assert!(row(&colleague.email).contains("<bdi>password</bdi>"));
+}

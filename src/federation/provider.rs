@@ -418,6 +418,15 @@ impl Providers {
         }
     }
 
+    /// The display name of the provider with this id (the id itself for a
+    /// provider no longer configured).
+    pub fn display_name(&self, id: &str) -> String {
+        self.all
+            .iter()
+            .find(|p| p.config.id == id)
+            .map_or_else(|| id.to_owned(), |p| p.config.name.clone())
+    }
+
     /// The OpenID Provider with this id (not a hand-off one).
     pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
         self.oidc().find(|p| p.config.id == id)

@@ -270,6 +270,23 @@ impl Store {
         )
     }
 
+    /// (user, provider id) for every member of `org_id` who signs in through
+    /// a provider.
+    pub async fn org_member_providers(&self, org_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+        let rows = on_pool!(self, |pool| sqlx::query(
+            "SELECT e.user_id, e.provider FROM external_identities e
+             JOIN memberships m ON m.user_id = e.user_id WHERE m.org_id = $1
+             ORDER BY e.created_at, e.provider"
+        )
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
     /// The providers (configured ids) a user signs in with, oldest first.
     pub async fn user_providers(&self, user_id: Uuid) -> Result<Vec<String>> {
         Ok(on_pool!(self, |pool| {

@@ -32,6 +32,8 @@ struct MemberRow {
     roles: Vec<Choice>,
     joined: String,
     is_me: bool,
+    /// How the member signs in: provider names, or "password".
+    sign_in: String,
 }
 
 #[derive(Template)]
@@ -40,6 +42,8 @@ struct OrgPage {
     chrome: Chrome,
     org_name: String,
     org_id: String,
+    /// The product's own id for the org (identity provider claims).
+    external_id: Option<String>,
     members: Vec<MemberRow>,
     /// The role offered for a new member.
     new_roles: Vec<Choice>,
@@ -101,12 +105,26 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let org = console.require_admin()?.org.clone();
+    let providers = state.store.org_member_providers(org.id).await?;
+    let external_id = state.store.org_external_id(org.id).await?;
     let members = state
         .store
         .members(org.id)
         .await?
         .into_iter()
         .map(|m| MemberRow {
+            sign_in: {
+                let names: Vec<String> = providers
+                    .iter()
+                    .filter(|(user, _)| *user == m.user_id)
+                    .map(|(_, id)| state.providers.display_name(id))
+                    .collect();
+                if names.is_empty() {
+                    "password".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            },
             user_id: m.user_id.to_string(),
             is_me: m.user_id == console.user.id,
             email: m.email,
@@ -118,6 +136,7 @@ async fn page(
         chrome: console.chrome("org", notice),
         org_name: org.name,
         org_id: org.id.to_string(),
+        external_id,
         members,
         new_roles: Choice::list(&ROLES, "member"),
         error,
