@@ -208,3 +208,49 @@ pub fn validate(providers: &[IdentityProviderConfig]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(extra: &str) -> IdentityProviderConfig {
+        toml::from_str(&format!(
+            "id = \"acme\"\nname = \"Acme\"\nissuer = \"https://id.acme.example\"\nclient_id = \"c\"\norg = \"acme\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn unsafe_or_unworkable_providers_are_refused_at_load() {
+        assert!(validate(&[provider("")]).is_ok());
+        for (extra, complaint) in [
+            ("allowed_algs = [\"none\"]", "not allowed"),
+            ("allowed_algs = [\"HS256\"]", "not allowed"),
+            ("allowed_algs = []", "empty"),
+            ("default_role = \"owner\"", "viewer, member or admin"),
+            ("org_claim = \"groups\"", "not both"),
+            (
+                "client_secret_env = \"PORTCULLIS_TEST_UNSET_SECRET_VAR\"",
+                "is not set",
+            ),
+            ("handoff_public_key_pem = \"not a key\"", "not an RSA"),
+        ] {
+            let e = validate(&[provider(extra)]).unwrap_err();
+            assert!(e.contains(complaint), "{extra}: {e}");
+        }
+        let mut plain_http = provider("");
+        plain_http.issuer = "http://id.acme.example".into();
+        assert!(validate(&[plain_http]).unwrap_err().contains("https"));
+        let mut loopback = provider("");
+        loopback.issuer = "http://127.0.0.1:9000".into();
+        assert!(validate(&[loopback]).is_ok());
+        assert!(
+            validate(&[provider(""), provider("")])
+                .unwrap_err()
+                .contains("twice")
+        );
+        let mut bad_id = provider("");
+        bad_id.id = "Acme/1".into();
+        assert!(validate(&[bad_id]).is_err());
+    }
+}
