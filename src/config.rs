@@ -138,6 +138,11 @@ pub struct Config {
     /// The longest a request waits for a Redis decision, in milliseconds;
     /// past it, rate limits let the request through and sign-in is refused.
     pub redis_timeout_ms: u64,
+    /// Upstream OpenID Providers people may sign in with (`[[identity_provider]]`).
+    #[serde(rename = "identity_provider")]
+    pub identity_providers: Vec<crate::federation::config::IdentityProviderConfig>,
+    /// Whether `/login` offers the email-and-password form.
+    pub password_login: bool,
 }
 
 /// How log lines are written.
@@ -193,6 +198,8 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_password))
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .field("identity_providers", &self.identity_providers)
+            .field("password_login", &self.password_login)
             .finish()
     }
 }
@@ -248,6 +255,8 @@ impl Default for Config {
             redis_url: None,
             redis_key_prefix: "portcullis".into(),
             redis_timeout_ms: 100,
+            identity_providers: Vec::new(),
+            password_login: true,
         }
     }
 }
@@ -411,6 +420,10 @@ impl Config {
         }
         if self.rate_limit.per_minute == 0 || self.rate_limit.burst == 0 {
             return Err("rate_limit.per_minute and rate_limit.burst must be positive".into());
+        }
+        crate::federation::config::validate(&self.identity_providers)?;
+        if !self.password_login && self.identity_providers.is_empty() {
+            return Err("password_login = false needs at least one identity_provider".into());
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod client_addr;
 pub mod config;
 pub mod display_text;
+pub mod federation;
 pub mod gateway;
 pub mod identity;
 pub mod input;
@@ -133,6 +134,12 @@ pub fn app(state: AppState) -> Router {
     let pages = Router::new()
         .merge(oauth::page_router())
         .route("/login", get(web::login::show).post(web::login::submit))
+        .route("/login/start/{provider}", get(federation::start))
+        .route("/login/callback/{provider}", get(federation::callback))
+        .route(
+            "/login/handoff",
+            get(federation::handoff::get).post(federation::handoff::post),
+        )
         .route(
             "/logout",
             get(web::login::confirm_logout).post(web::login::logout),

@@ -109,6 +109,17 @@ enum OrgCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The product's own id for the org, matched against identity
+        /// provider claims (unique).
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Set (or with an empty value clear) an org's external id.
+    SetExternalId {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long)]
+        external_id: String,
     },
     /// List organizations with their member and admin counts.
     #[command(after_help = "Example:\n  portcullis org list\n  portcullis org list --json")]
@@ -477,7 +488,17 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
             | UserCommand::Unlock(_),
         ) => unreachable!("account commands run in cli_accounts"),
         Command::Migrate => Ok(serde_json::json!({ "migrated": true })),
-        Command::Org(OrgCommand::Create { name }) => admin::create_org(&store, &name).await,
+        Command::Org(OrgCommand::Create {
+            name,
+            external_id: None,
+        }) => admin::create_org(&store, &name).await,
+        Command::Org(OrgCommand::Create {
+            name,
+            external_id: Some(external_id),
+        }) => portcullis::federation::admin::create_org(&store, &name, &external_id).await,
+        Command::Org(OrgCommand::SetExternalId { org, external_id }) => {
+            portcullis::federation::admin::set_external_id(&store, org, &external_id).await
+        }
         Command::User(UserCommand::Create {
             membership,
             password_stdin,

@@ -79,6 +79,8 @@ pub struct AppState {
     pub service_clients: moka::sync::Cache<uuid::Uuid, Arc<crate::store::ServiceClient>>,
     /// Redis holding the limits shared by every instance (`redis_url`).
     pub shared_limits: Option<Arc<crate::shared_limits::SharedLimits>>,
+    /// Configured upstream identity providers (sign-in through them).
+    pub providers: Arc<crate::federation::provider::Providers>,
 }
 
 impl AppState {
@@ -119,6 +121,10 @@ impl AppState {
             audit: AuditLog::start(store.clone())
                 .observed_by(Arc::clone(&metrics), Arc::clone(&tools)),
             keys: Arc::new(keys),
+            providers: Arc::new(crate::federation::provider::Providers::new(
+                &config.identity_providers,
+                config.issuer(),
+            )),
             store,
             config: Arc::new(config),
             tools,

@@ -167,6 +167,10 @@ fn role(s: String) -> Result<Role> {
     Role::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("role {s:?}")))
 }
 
+// After the macros above, which it uses.
+mod federation;
+pub use federation::{FederatedSignIn, SignInRefused};
+
 impl Store {
     /// Opens the database named by `url`, creating a SQLite file (mode
     /// 0600) if absent; see [`open`].

@@ -15,7 +15,7 @@ use super::{
     PageError, csrf, device, render, session,
     throttle::{Origin, Verdict},
 };
-use crate::{identity, identity::mac::MacKey, state::AppState};
+use crate::{identity, state::AppState};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -24,6 +24,27 @@ struct LoginPage<'a> {
     csrf: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// "Continue with …" buttons: (link, provider name).
+    providers: Vec<(String, String)>,
+    password_login: bool,
+}
+
+/// `/login/start/{id}?next=…` for each configured provider.
+fn provider_buttons(state: &AppState, next: &str) -> Vec<(String, String)> {
+    state
+        .providers
+        .oidc()
+        .map(|p| (start_link(&p.config.id, next), p.config.name.clone()))
+        .collect()
+}
+
+fn start_link(provider: &str, next: &str) -> String {
+    format!(
+        "/login/start/{provider}?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish()
+    )
 }
 
 #[derive(Deserialize)]
@@ -43,7 +64,7 @@ pub struct LoginForm {
 /// drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil.example`
 /// would become `//evil.example`: only printable ASCII without `\` passes
 /// (our own paths are percent-encoded, so nothing legitimate is lost).
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -57,20 +78,21 @@ fn safe_next(next: Option<&str>) -> &str {
 }
 
 fn page(
-    key: &MacKey,
+    state: &AppState,
     headers: &HeaderMap,
-    secure: bool,
     next: &str,
     email: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let (token, cookie) = csrf::token(key, headers, secure);
+    let (token, cookie) = csrf::token(&state.mac, headers, state.config.issuer_is_https());
     let mut response = render(&LoginPage {
         next,
         csrf: &token,
         email,
         error,
+        providers: provider_buttons(state, next),
+        password_login: state.config.password_login,
     });
     *response.status_mut() = status;
     csrf::with_cookie(response, cookie)
@@ -81,15 +103,17 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    page(
-        &state.mac,
-        &headers,
-        state.config.issuer_is_https(),
-        safe_next(q.next.as_deref()),
-        "",
-        None,
-        StatusCode::OK,
-    )
+    let next = safe_next(q.next.as_deref());
+    // With one way to sign in, the page would be a single button: skip it.
+    let mut providers = state.providers.oidc();
+    if let (Some(only), None, false) = (
+        providers.next(),
+        providers.next(),
+        state.config.password_login,
+    ) {
+        return Redirect::to(&start_link(&only.config.id, next)).into_response();
+    }
+    page(&state, &headers, next, "", None, StatusCode::OK)
 }
 
 pub async fn submit(
@@ -100,11 +124,15 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     let secure = state.config.issuer_is_https();
     let next = safe_next(form.next.as_deref());
+    if !state.config.password_login {
+        return Err(PageError::forbidden(
+            "Signing in with a password is turned off here. Use your organization's sign-in.",
+        ));
+    }
     if !csrf::verify(&state.mac, &headers, form.csrf.as_deref()) {
         return Ok(page(
-            &state.mac,
+            &state,
             &headers,
-            secure,
             next,
             &form.email,
             Some("Your session expired. Please sign in again."),
@@ -134,9 +162,8 @@ pub async fn submit(
     if verdict == Verdict::Unavailable {
         state.metrics.redis_unavailable("sign_in");
         let mut response = page(
-            &state.mac,
+            &state,
             &headers,
-            secure,
             next,
             email,
             Some("Signing in is briefly unavailable. Try again in a few seconds."),
@@ -155,9 +182,8 @@ pub async fn submit(
             seconds.div_ceil(60)
         );
         let mut response = page(
-            &state.mac,
+            &state,
             &headers,
-            secure,
             next,
             email,
             Some(&message),
@@ -191,9 +217,8 @@ pub async fn submit(
         }
         tracing::info!(email, "sign-in failed");
         return Ok(page(
-            &state.mac,
+            &state,
             &headers,
-            secure,
             next,
             email,
             Some("Wrong email or password."),
@@ -205,9 +230,8 @@ pub async fn submit(
         // Said only after the right password, so it tells a guesser nothing.
         tracing::info!(user_id = %user.id, "sign-in refused: account disabled");
         return Ok(page(
-            &state.mac,
+            &state,
             &headers,
-            secure,
             next,
             email,
             Some("This account is disabled. Ask an administrator to enable it."),

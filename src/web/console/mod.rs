@@ -83,6 +83,8 @@ async fn home(_console: Console) -> Redirect {
 /// live session redirects the browser to sign-in and back.
 pub struct Console {
     pub user: User,
+    /// The identity providers (display names) the user signs in with.
+    pub providers: Vec<String>,
     pub memberships: Vec<Membership>,
     /// The org the page is about; see `select`.
     pub current: Option<Membership>,
@@ -104,10 +106,19 @@ impl FromRequestParts<AppState> for Console {
             .memberships(user.id)
             .await
             .map_err(|e| PageError::from(e).into_response())?;
+        let providers = state
+            .store
+            .user_providers(user.id)
+            .await
+            .map_err(|e| PageError::from(e).into_response())?
+            .iter()
+            .map(|id| state.providers.display_name(id))
+            .collect();
         let (csrf, csrf_cookie) =
             csrf::token(&state.mac, &parts.headers, state.config.issuer_is_https());
         Ok(Console {
             user,
+            providers,
             memberships,
             current: None,
             csrf,
@@ -200,6 +211,7 @@ impl Console {
         Chrome {
             tab,
             email: self.user.email.clone(),
+            providers: self.providers.join(", "),
             csrf: self.csrf.clone(),
             orgs: self
                 .memberships
@@ -236,6 +248,8 @@ impl Console {
 pub struct Chrome {
     pub tab: &'static str,
     pub email: String,
+    /// "Acme SSO" for people signed in through providers; empty otherwise.
+    pub providers: String,
     pub csrf: String,
     pub orgs: Vec<OrgChoice>,
     pub org: Option<OrgChoice>,

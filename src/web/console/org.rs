@@ -34,6 +34,8 @@ struct MemberRow {
     disabled: bool,
     /// The admin may disable, enable or reset the whole account.
     manages: bool,
+    /// How the member signs in: provider names, or "password".
+    sign_in: String,
 }
 
 #[derive(Template)]
@@ -42,6 +44,8 @@ struct OrgPage {
     chrome: Chrome,
     org_name: String,
     org_id: String,
+    /// The product's own id for the org (identity provider claims).
+    external_id: Option<String>,
     members: Vec<MemberRow>,
     /// The role offered for a new member.
     new_roles: Vec<Choice>,
@@ -104,12 +108,26 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let org = console.require_admin()?.org.clone();
     let accounts = state.store.users(Some(org.id)).await?;
+    let providers = state.store.org_member_providers(org.id).await?;
+    let external_id = state.store.org_external_id(org.id).await?;
     let members = state
         .store
         .members(org.id)
         .await?
         .into_iter()
         .map(|m| MemberRow {
+            sign_in: {
+                let names: Vec<String> = providers
+                    .iter()
+                    .filter(|(user, _)| *user == m.user_id)
+                    .map(|(_, id)| state.providers.display_name(id))
+                    .collect();
+                if names.is_empty() {
+                    "password".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            },
             user_id: m.user_id.to_string(),
             is_me: m.user_id == console.user.id,
             disabled: accounts
@@ -127,6 +145,7 @@ pub(super) async fn page(
         chrome: console.chrome("org", notice),
         org_name: org.name,
         org_id: org.id.to_string(),
+        external_id,
         members,
         new_roles: Choice::list(&ROLES, "member"),
         error,
