@@ -334,13 +334,8 @@ fn validate(client_id: &str, doc: Document) -> Result<MetadataDocument, CimdErro
                 ));
             }
         }),
-        None | Some("none") => None,
-        Some(other) => {
-            return Err(CimdError::Invalid(format!(
-                "token_endpoint_auth_method {:?} is not supported",
-                crate::display_text::clean(other, 60).unwrap_or_default()
-            )));
-        }
+        // Other methods are treated as before: a public client (SPEC §3.3).
+        _ => None,
     };
     Ok(MetadataDocument {
         client_name,
