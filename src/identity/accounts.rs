@@ -19,6 +19,7 @@ use crate::{
         passwords::{self, PasswordError, Passwords},
         secret::{self, Secret},
     },
+    oauth::revocation::{self, Revocation},
     store::{
         MemberRemoval, Org, OrgSummary, Revoked, Store, StoreError, User, UserDeletion, UserSummary,
     },
@@ -133,6 +134,7 @@ pub async fn remove_member(store: &Store, user_id: Uuid, org_id: Uuid) -> Result
     match store.remove_member(user_id, org_id).await? {
         MemberRemoval::Removed(revoked) => {
             tracing::info!(%user_id, %org_id, grants = revoked.grants.len(), api_keys = revoked.api_keys.len(), "member removed");
+            announce(store, Revocation::Membership { user_id, org_id }, &revoked).await;
             Ok(revoked)
         }
         MemberRemoval::NotMember => Err(not_found(format!(
@@ -151,6 +153,7 @@ pub async fn disable_user(store: &Store, user_id: Uuid) -> Result<()> {
         return Err(not_found(format!("user {user_id}")));
     }
     tracing::info!(%user_id, "user disabled");
+    announce(store, Revocation::User(user_id), &Revoked::default()).await;
     Ok(())
 }
 
@@ -169,6 +172,7 @@ pub async fn delete_user(store: &Store, user_id: Uuid) -> Result<Revoked> {
     match store.delete_user(user_id).await? {
         UserDeletion::Deleted(revoked) => {
             tracing::info!(%user_id, grants = revoked.grants.len(), api_keys = revoked.api_keys.len(), "user deleted");
+            announce(store, Revocation::User(user_id), &revoked).await;
             Ok(revoked)
         }
         UserDeletion::NotFound => Err(not_found(format!("user {user_id}"))),
@@ -286,6 +290,21 @@ pub async fn unlock_sign_in(store: &Store, email: &str) -> Result<String> {
     store.unlock_sign_in(&account).await?;
     tracing::info!(user_id = %user.id, "sign-in unlocked");
     Ok(account)
+}
+
+/// Tells every instance (PostgreSQL NOTIFY; README "Revocation across
+/// instances") about a committed change that ends access: `what` itself and
+/// each revoked grant and key, so the others refuse them at once instead of
+/// at their next poll. The CLI has no caches of its own, so this is all it
+/// needs; a server also calls [`apply_locally`].
+async fn announce(store: &Store, what: Revocation, revoked: &Revoked) {
+    revocation::announce(store, &what).await;
+    for grant in &revoked.grants {
+        revocation::announce(store, &Revocation::Grant(*grant)).await;
+    }
+    for key in &revoked.api_keys {
+        revocation::announce(store, &Revocation::ApiKey(key.clone())).await;
+    }
 }
 
 /// Stops revoked grants and keys on this instance at once.

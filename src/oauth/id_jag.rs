@@ -229,6 +229,15 @@ async fn member(
             user.id
         }
     };
+    if state
+        .store
+        .user(user_id)
+        .await
+        .map_err(internal)?
+        .is_none_or(|u| u.disabled_at.is_some())
+    {
+        return Err("the user's account is disabled".into());
+    }
     let role = state
         .store
         .role(user_id, idp.org_id)

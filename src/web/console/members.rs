@@ -159,7 +159,13 @@ pub async fn disable(
     let (_, user) = target(&state, &mut console, &form).await?;
     require_manages(&state, &console, &user).await?;
     match accounts::disable_user(&state.store, user.id).await {
-        Ok(()) => Ok(back_to("/console/org", &console, "user-disabled").into_response()),
+        Ok(()) => {
+            crate::oauth::revocation::apply(
+                &state,
+                &crate::oauth::revocation::Revocation::User(user.id),
+            );
+            Ok(back_to("/console/org", &console, "user-disabled").into_response())
+        }
         Err(e) => refused(&state, console, e).await,
     }
 }
