@@ -274,7 +274,8 @@ impl Config {
             let Some(key) = name.strip_prefix("PORTCULLIS_") else {
                 continue;
             };
-            if key == "CONFIG" || key.starts_with("TEST_") {
+            // BOOTSTRAP_*: read once by `serve` for the first admin (web::setup).
+            if key == "CONFIG" || key.starts_with("TEST_") || key.starts_with("BOOTSTRAP_") {
                 continue;
             }
             let parts: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();

@@ -125,6 +125,7 @@ pub fn app(state: AppState) -> Router {
             get(web::login::confirm_logout).post(web::login::logout),
         )
         .route("/reset", get(web::reset::show).post(web::reset::submit))
+        .route("/setup", get(web::setup::show).post(web::setup::submit))
         .merge(web::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -71,6 +71,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set when a graceful shutdown begins; `/readyz` then answers 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The first-run setup token, while no user exists (`web::setup`).
+    pub setup: Arc<crate::web::setup::SetupToken>,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ impl AppState {
             identity_tokens: Arc::new(IdentityTokens::default()),
             metrics,
             draining: Arc::default(),
+            setup: Arc::default(),
         })
     }
 

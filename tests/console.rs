@@ -81,6 +81,10 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
     let org = server.org("Acme").await;
     let user = server.user(org, Role::Member).await;
     let browser = signed_in(&server, &user).await;
+    // Nothing connected yet: the front door points to Connect.
+    let response = browser.get(server.url("/")).send().await.unwrap();
+    assert_eq!(location(&response), "/console/connect?notice=welcome");
+    server.api_key(&user, org, "mcp:read").await;
     let response = browser.get(server.url("/")).send().await.unwrap();
     assert_eq!(location(&response), "/console/keys");
     let response = browser

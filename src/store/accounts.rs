@@ -571,3 +571,29 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// How many users exist (first-run setup is open while none does).
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users"
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Deletes an org that has no members (undoing a first-run setup whose
+    /// admin could not be created); returns whether it was deleted.
+    pub async fn delete_org_if_empty(&self, org_id: Uuid) -> Result<bool> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+            "DELETE FROM orgs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE org_id = $1)"
+        )
+        .bind(org_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}

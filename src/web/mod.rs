@@ -7,6 +7,7 @@ pub mod device;
 pub mod login;
 pub mod reset;
 pub mod session;
+pub mod setup;
 pub mod throttle;
 
 use askama::Template;

@@ -121,7 +121,10 @@ await step('sign_in', async () => {
   check(new URL(page.url()).pathname === '/login', `signed-out / went to ${page.url()}`);
   check(new URL(page.url()).searchParams.get('next') === '/', 'next=/ kept');
   await shoot(page, 'login');
-  await Promise.all([page.waitForURL(`${base}/console/keys`), signIn(page, adminEmail, password)]);
+  // A first sign-in with nothing connected lands on Connect; later ones on the keys.
+  const landed = (u) => ['/console/keys', '/console/connect'].includes(new URL(u).pathname);
+  await Promise.all([page.waitForURL(landed), signIn(page, adminEmail, password)]);
+  await page.goto(`${base}/console/keys`);
   const csp = (await page.request.get(`${base}/console/keys`)).headers()['content-security-policy'];
   check(csp.includes("frame-ancestors 'none'") && csp.includes("script-src 'self'"), csp);
   await shoot(page, 'keys');
@@ -271,7 +274,8 @@ await step('viewer_cannot_create_write_key', async () => {
   const context = await browser.newContext({ viewport: DESKTOP });
   const viewer = await context.newPage();
   await viewer.goto(`${base}/`);
-  await Promise.all([viewer.waitForURL(`${base}/console/keys`), signIn(viewer, viewerEmail, viewerPassword)]);
+  await Promise.all([viewer.waitForURL((u) => ['/console/keys', '/console/connect'].includes(new URL(u).pathname)), signIn(viewer, viewerEmail, viewerPassword)]);
+  await viewer.goto(`${base}/console/keys`);
   check(await viewer.isDisabled('input[name=mcp_write]'), 'write is not offered to a viewer');
   check(!(await viewer.content()).includes('/console/org'), 'no Organization tab for a viewer');
   // Post it anyway, as a crafted form would: the server must refuse.
