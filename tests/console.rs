@@ -569,7 +569,7 @@ async fn people_see_and_revoke_only_their_own_keys_and_apps() {
         &browser,
         &server,
         "/console/apps/revoke",
-        &[("csrf", &token), ("grant_id", &grant.id.to_string())],
+        &[("csrf", &token), ("client_id", &grant.client_id)],
     )
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -622,7 +622,7 @@ async fn disconnecting_an_app_stops_its_token_at_once() {
         "/console/apps/revoke",
         &[
             ("csrf", &hidden(&html, "csrf")),
-            ("grant_id", &hidden(&html, "grant_id")),
+            ("client_id", &hidden(&html, "client_id")),
             ("org", &org.to_string()),
         ],
     )

@@ -597,3 +597,26 @@ impl Store {
         Ok(n > 0)
     }
 }
+
+impl Store {
+    /// Revokes every live grant `user_id` gave `client_id` in `org_id` (one
+    /// app, as the console lists it); returns the grants revoked.
+    pub async fn revoke_own_app(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        org_id: Uuid,
+    ) -> Result<Vec<Uuid>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "UPDATE grants SET revoked_at = $4 WHERE user_id = $1 AND client_id = $2 AND org_id = $3 AND revoked_at IS NULL RETURNING id"
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(org_id)
+        .bind(now())
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+}
