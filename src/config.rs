@@ -75,6 +75,12 @@ pub struct Config {
     pub introspection_clients: Vec<String>,
     /// Explicit scope per tool name, overriding the verb rule of SPEC §4.3.
     pub tool_scopes: HashMap<String, String>,
+    /// Which built-in tools are offered (README "Configuration"): all when
+    /// absent; a TOML list, or in the environment a comma- or
+    /// space-separated string (`PORTCULLIS_BUILTIN_TOOLS=whoami`). Unknown
+    /// names are refused at start.
+    #[serde(deserialize_with = "tool_names")]
+    pub builtin_tools: Option<Vec<String>>,
     pub rate_limit: RateLimitConfig,
     /// How often each instance reloads revoked grants and keys from the store.
     #[serde(deserialize_with = "duration")]
@@ -214,6 +220,7 @@ impl Default for Config {
             insufficient_scope: InsufficientScope::Hidden,
             introspection_clients: Vec::new(),
             tool_scopes: HashMap::new(),
+            builtin_tools: None,
             rate_limit: RateLimitConfig::default(),
             revocation_poll: Duration::from_secs(2),
             allowed_origins: Vec::new(),
@@ -394,6 +401,15 @@ impl Config {
                 self.org_header
             ));
         }
+        if let Some(names) = &self.builtin_tools {
+            let known: Vec<&str> = crate::mcp::tools::BUILTIN.iter().map(|b| b.name).collect();
+            if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+                return Err(format!(
+                    "builtin_tools names {unknown:?}, which is not a built-in tool; they are {}",
+                    known.join(", ")
+                ));
+            }
+        }
         if self.rate_limit.per_minute == 0 || self.rate_limit.burst == 0 {
             return Err("rate_limit.per_minute and rate_limit.burst must be positive".into());
         }
@@ -442,6 +458,24 @@ fn env_value(raw: &str) -> toml::Value {
     } else {
         toml::Value::String(raw.to_owned())
     }
+}
+
+/// A list of tool names, or one string of names separated by commas or spaces.
+fn tool_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(Some(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Text(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }))
 }
 
 /// Addresses (`10.0.0.5`) or CIDR networks (`10.0.0.0/8`).

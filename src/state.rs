@@ -93,7 +93,9 @@ impl AppState {
             Duration::from_secs(60),
         );
         let policy = ScopePolicy::new(&config.tool_scopes);
-        let tools = Arc::new(Tools::new(ToolSet::new(&policy, catalog)?));
+        let tools = Arc::new(Tools::new(
+            ToolSet::new(&policy, catalog)?.offering(config.builtin_tools.as_deref()),
+        ));
         let upstreams = reqwest::Client::builder()
             // Upstream redirects could carry the identity JWT to another host.
             .redirect(reqwest::redirect::Policy::none())
@@ -136,7 +138,8 @@ impl AppState {
     /// the current tools stay and the error is returned for the log.
     pub fn reload_catalog(&self) -> Result<usize, crate::gateway::GatewayError> {
         let catalog = crate::gateway::load_configured(&self.config)?;
-        let set = ToolSet::new(&self.policy, &catalog)?;
+        let set =
+            ToolSet::new(&self.policy, &catalog)?.offering(self.config.builtin_tools.as_deref());
         let count = catalog.tools.len();
         self.tools.replace(set);
         Ok(count)

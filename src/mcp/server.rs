@@ -63,6 +63,17 @@ pub struct ToolSet {
 pub struct NameClash(String);
 
 impl ToolSet {
+    /// Drops the built-in tools not named in `offered` (the `builtin_tools`
+    /// setting, already validated); `None` keeps them all.
+    pub fn offering(mut self, offered: Option<&[String]>) -> ToolSet {
+        if let Some(offered) = offered {
+            self.entries.retain(|e| {
+                !matches!(e.runner, Runner::Builtin) || offered.iter().any(|n| *n == e.tool.name)
+            });
+        }
+        self
+    }
+
     pub fn new(
         policy: &ScopePolicy,
         gateway: &gateway::catalog::Catalog,
