@@ -81,6 +81,19 @@ pub struct Config {
     /// names are refused at start.
     #[serde(deserialize_with = "tool_names")]
     pub builtin_tools: Option<Vec<String>>,
+    /// Branding (README "Branding"): the name people and MCP clients see.
+    pub product_name: String,
+    /// A logo shown on every page: a path on this host (`/…`) or a `data:`
+    /// image, since the pages' CSP allows images only from there.
+    pub logo_url: Option<String>,
+    /// The accent colour of buttons and links, `#rgb` or `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// Where people get help: an `https://` or `mailto:` URL, linked on
+    /// every page and the consent screen.
+    pub support_url: Option<String>,
+    /// Extra text for the MCP `instructions`, before the generated list of
+    /// what the tools cover.
+    pub instructions: Option<String>,
     pub rate_limit: RateLimitConfig,
     /// How often each instance reloads revoked grants and keys from the store.
     #[serde(deserialize_with = "duration")]
@@ -221,6 +234,11 @@ impl Default for Config {
             introspection_clients: Vec::new(),
             tool_scopes: HashMap::new(),
             builtin_tools: None,
+            product_name: "Portcullis".into(),
+            logo_url: None,
+            accent_color: None,
+            support_url: None,
+            instructions: None,
             rate_limit: RateLimitConfig::default(),
             revocation_poll: Duration::from_secs(2),
             allowed_origins: Vec::new(),
@@ -399,6 +417,30 @@ impl Config {
             return Err(format!(
                 "org_header {:?} is not a valid header name",
                 self.org_header
+            ));
+        }
+        if self.product_name.trim().is_empty() || self.product_name.chars().count() > 60 {
+            return Err("product_name must be 1 to 60 characters".into());
+        }
+        if let Some(logo) = &self.logo_url
+            && !((logo.starts_with('/') && !logo.starts_with("//"))
+                || logo.starts_with("data:image/"))
+        {
+            return Err(format!(
+                "logo_url {logo:?} must be a path on this host (/…) or a data:image/ URL (the pages allow images only from there)"
+            ));
+        }
+        if let Some(color) = &self.accent_color {
+            let hex = color.strip_prefix('#').unwrap_or("");
+            if !matches!(hex.len(), 3 | 6) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("accent_color {color:?} must be #rgb or #rrggbb"));
+            }
+        }
+        if let Some(support) = &self.support_url
+            && !(support.starts_with("https://") || support.starts_with("mailto:"))
+        {
+            return Err(format!(
+                "support_url {support:?} must be an https:// or mailto: URL"
             ));
         }
         if let Some(names) = &self.builtin_tools {

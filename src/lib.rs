@@ -132,6 +132,10 @@ pub fn app(state: AppState) -> Router {
             input::refuse_unstorable_page,
         ))
         .layer(middleware::from_fn(page_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::brand::fill,
+        ))
         .layer(middleware::from_fn(web::security_headers));
     let public = oauth::public_router()
         .layer(middleware::from_fn_with_state(
@@ -146,6 +150,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/style.css", get(web::stylesheet))
+        .route("/static/brand.css", get(web::brand::stylesheet))
         .route("/static/console.js", get(web::console_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
