@@ -75,6 +75,25 @@ pub struct Config {
     pub introspection_clients: Vec<String>,
     /// Explicit scope per tool name, overriding the verb rule of SPEC §4.3.
     pub tool_scopes: HashMap<String, String>,
+    /// Which built-in tools are offered (README "Configuration"): all when
+    /// absent; a TOML list, or in the environment a comma- or
+    /// space-separated string (`PORTCULLIS_BUILTIN_TOOLS=whoami`). Unknown
+    /// names are refused at start.
+    #[serde(deserialize_with = "tool_names")]
+    pub builtin_tools: Option<Vec<String>>,
+    /// Branding (README "Branding"): the name people and MCP clients see.
+    pub product_name: String,
+    /// A logo shown on every page: a path on this host (`/…`) or a `data:`
+    /// image, since the pages' CSP allows images only from there.
+    pub logo_url: Option<String>,
+    /// The accent colour of buttons and links, `#rgb` or `#rrggbb`.
+    pub accent_color: Option<String>,
+    /// Where people get help: an `https://` or `mailto:` URL, linked on
+    /// every page and the consent screen.
+    pub support_url: Option<String>,
+    /// Extra text for the MCP `instructions`, before the generated list of
+    /// what the tools cover.
+    pub instructions: Option<String>,
     pub rate_limit: RateLimitConfig,
     /// How often each instance reloads revoked grants and keys from the store.
     #[serde(deserialize_with = "duration")]
@@ -234,6 +253,12 @@ impl Default for Config {
             insufficient_scope: InsufficientScope::Hidden,
             introspection_clients: Vec::new(),
             tool_scopes: HashMap::new(),
+            builtin_tools: None,
+            product_name: "Portcullis".into(),
+            logo_url: None,
+            accent_color: None,
+            support_url: None,
+            instructions: None,
             rate_limit: RateLimitConfig::default(),
             revocation_poll: Duration::from_secs(2),
             allowed_origins: Vec::new(),
@@ -299,7 +324,8 @@ impl Config {
             let Some(key) = name.strip_prefix("PORTCULLIS_") else {
                 continue;
             };
-            if key == "CONFIG" || key.starts_with("TEST_") {
+            // BOOTSTRAP_*: read once by `serve` for the first admin (web::setup).
+            if key == "CONFIG" || key.starts_with("TEST_") || key.starts_with("BOOTSTRAP_") {
                 continue;
             }
             let parts: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
@@ -418,6 +444,39 @@ impl Config {
                 self.org_header
             ));
         }
+        if self.product_name.trim().is_empty() || self.product_name.chars().count() > 60 {
+            return Err("product_name must be 1 to 60 characters".into());
+        }
+        if let Some(logo) = &self.logo_url
+            && !((logo.starts_with('/') && !logo.starts_with("//"))
+                || logo.starts_with("data:image/"))
+        {
+            return Err(format!(
+                "logo_url {logo:?} must be a path on this host (/…) or a data:image/ URL (the pages allow images only from there)"
+            ));
+        }
+        if let Some(color) = &self.accent_color {
+            let hex = color.strip_prefix('#').unwrap_or("");
+            if !matches!(hex.len(), 3 | 6) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("accent_color {color:?} must be #rgb or #rrggbb"));
+            }
+        }
+        if let Some(support) = &self.support_url
+            && !(support.starts_with("https://") || support.starts_with("mailto:"))
+        {
+            return Err(format!(
+                "support_url {support:?} must be an https:// or mailto: URL"
+            ));
+        }
+        if let Some(names) = &self.builtin_tools {
+            let known: Vec<&str> = crate::mcp::tools::BUILTIN.iter().map(|b| b.name).collect();
+            if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+                return Err(format!(
+                    "builtin_tools names {unknown:?}, which is not a built-in tool; they are {}",
+                    known.join(", ")
+                ));
+            }
+        }
         if self.rate_limit.per_minute == 0 || self.rate_limit.burst == 0 {
             return Err("rate_limit.per_minute and rate_limit.burst must be positive".into());
         }
@@ -470,6 +529,24 @@ fn env_value(raw: &str) -> toml::Value {
     } else {
         toml::Value::String(raw.to_owned())
     }
+}
+
+/// A list of tool names, or one string of names separated by commas or spaces.
+fn tool_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(Some(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Text(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }))
 }
 
 /// Addresses (`10.0.0.5`) or CIDR networks (`10.0.0.0/8`).

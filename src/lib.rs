@@ -145,12 +145,17 @@ pub fn app(state: AppState) -> Router {
             get(web::login::confirm_logout).post(web::login::logout),
         )
         .route("/reset", get(web::reset::show).post(web::reset::submit))
+        .route("/setup", get(web::setup::show).post(web::setup::submit))
         .merge(web::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             input::refuse_unstorable_page,
         ))
         .layer(middleware::from_fn(page_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::brand::fill,
+        ))
         .layer(middleware::from_fn(web::security_headers));
     let public = oauth::public_router()
         .layer(middleware::from_fn_with_state(
@@ -165,6 +170,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/style.css", get(web::stylesheet))
+        .route("/static/brand.css", get(web::brand::stylesheet))
         .route("/static/console.js", get(web::console_script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -634,7 +634,15 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let public_url = config.public_url.clone();
     let metrics_listen = config.metrics_listen;
+    let keys_dir = config.keys_dir.clone();
+    let had_keys = std::fs::read_dir(&keys_dir).is_ok_and(|mut d| d.next().is_some());
+    let database = portcullis::config::redact_password(&config.database_url);
     let state = portcullis::build(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(%database, "database ready (migrations applied)");
+    if !had_keys {
+        tracing::info!(keys_dir = %keys_dir.display(), "created a signing key");
+    }
+    first_run(&state, &public_url).await?;
     if let Some(address) = metrics_listen {
         match tokio::net::TcpListener::bind(address).await {
             Ok(listener) => {
@@ -652,6 +660,33 @@ async fn serve(config: Config) -> Result<(), String> {
     portcullis::run(listener, state, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// What to do next, said once at start (README "First run"): the
+/// unattended bootstrap admin, or the one-time setup URL while no user
+/// exists, or where to sign in.
+async fn first_run(state: &portcullis::AppState, public_url: &str) -> Result<(), String> {
+    if let Some(made) =
+        portcullis::web::setup::bootstrap_from_env(&state.store, |name| std::env::var(name).ok())
+            .await?
+    {
+        tracing::info!(
+            "created organization {:?} and its admin {} from PORTCULLIS_BOOTSTRAP_ADMIN_*; sign in at {public_url}/login",
+            made.org_name,
+            made.email
+        );
+        return Ok(());
+    }
+    if state.store.user_count().await.map_err(|e| e.to_string())? == 0 {
+        let token = state.setup.open();
+        tracing::info!(
+            "no user exists yet: open {public_url}/setup?token={token} to create the first organization and admin \
+             (works once, until restart; or set PORTCULLIS_BOOTSTRAP_ADMIN_EMAIL and PORTCULLIS_BOOTSTRAP_ADMIN_PASSWORD_FILE)"
+        );
+    } else {
+        tracing::info!("console at {public_url}/ (sign in at {public_url}/login)");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

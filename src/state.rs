@@ -81,6 +81,8 @@ pub struct AppState {
     pub shared_limits: Option<Arc<crate::shared_limits::SharedLimits>>,
     /// Configured upstream identity providers (sign-in through them).
     pub providers: Arc<crate::federation::provider::Providers>,
+    /// The first-run setup token, while no user exists (`web::setup`).
+    pub setup: Arc<crate::web::setup::SetupToken>,
 }
 
 impl AppState {
@@ -92,7 +94,9 @@ impl AppState {
     ) -> Result<AppState, NameClash> {
         let (registrations, tool_calls) = limits(&config);
         let policy = ScopePolicy::new(&config.tool_scopes);
-        let tools = Arc::new(Tools::new(ToolSet::new(&policy, catalog)?));
+        let tools = Arc::new(Tools::new(
+            ToolSet::new(&policy, catalog)?.offering(config.builtin_tools.as_deref()),
+        ));
         let upstreams = reqwest::Client::builder()
             // Upstream redirects could carry the identity JWT to another host.
             .redirect(reqwest::redirect::Policy::none())
@@ -135,6 +139,7 @@ impl AppState {
             jwks: Arc::new(crate::oauth::jwks::JwksCache::new(config_allow_loopback)),
             service_clients: cache::bounded(CLIENT_CACHE_TTL, MAX_CACHED_CLIENTS),
             shared_limits: None,
+            setup: Arc::default(),
         })
     }
 
@@ -157,7 +162,8 @@ impl AppState {
     /// the current tools stay and the error is returned for the log.
     pub fn reload_catalog(&self) -> Result<usize, crate::gateway::GatewayError> {
         let catalog = crate::gateway::load_configured(&self.config)?;
-        let set = ToolSet::new(&self.policy, &catalog)?;
+        let set =
+            ToolSet::new(&self.policy, &catalog)?.offering(self.config.builtin_tools.as_deref());
         let count = catalog.tools.len();
         self.tools.replace(set);
         Ok(count)

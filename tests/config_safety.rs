@@ -58,3 +58,15 @@ fn a_public_url_with_a_path_is_refused() {
         "https://example.com"
     );
 }
+
+#[test]
+fn builtin_tools_are_validated_at_start() {
+    let c = load(&[("PORTCULLIS_BUILTIN_TOOLS", "whoami, list_members")]).unwrap();
+    assert_eq!(
+        c.builtin_tools.as_deref(),
+        Some(&["whoami".to_owned(), "list_members".to_owned()][..])
+    );
+    assert_eq!(load(&[]).unwrap().builtin_tools, None, "all by default");
+    let e = load(&[("PORTCULLIS_BUILTIN_TOOLS", "whoami,who_are_you")]).unwrap_err();
+    assert!(e.contains("\"who_are_you\"") && e.contains("whoami"), "{e}");
+}

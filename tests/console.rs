@@ -81,6 +81,10 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
     let org = server.org("Acme").await;
     let user = server.user(org, Role::Member).await;
     let browser = signed_in(&server, &user).await;
+    // Nothing connected yet: the front door points to Connect.
+    let response = browser.get(server.url("/")).send().await.unwrap();
+    assert_eq!(location(&response), "/console/connect?notice=welcome");
+    server.api_key(&user, org, "mcp:read").await;
     let response = browser.get(server.url("/")).send().await.unwrap();
     assert_eq!(location(&response), "/console/keys");
     let response = browser
@@ -565,7 +569,7 @@ async fn people_see_and_revoke_only_their_own_keys_and_apps() {
         &browser,
         &server,
         "/console/apps/revoke",
-        &[("csrf", &token), ("grant_id", &grant.id.to_string())],
+        &[("csrf", &token), ("client_id", &grant.client_id)],
     )
     .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -618,7 +622,7 @@ async fn disconnecting_an_app_stops_its_token_at_once() {
         "/console/apps/revoke",
         &[
             ("csrf", &hidden(&html, "csrf")),
-            ("grant_id", &hidden(&html, "grant_id")),
+            ("client_id", &hidden(&html, "client_id")),
             ("org", &org.to_string()),
         ],
     )

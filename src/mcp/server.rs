@@ -72,6 +72,17 @@ pub struct ToolSet {
 pub struct NameClash(String);
 
 impl ToolSet {
+    /// Drops the built-in tools not named in `offered` (the `builtin_tools`
+    /// setting, already validated); `None` keeps them all.
+    pub fn offering(mut self, offered: Option<&[String]>) -> ToolSet {
+        if let Some(offered) = offered {
+            self.entries.retain(|e| {
+                !matches!(e.runner, Runner::Builtin) || offered.iter().any(|n| *n == e.tool.name)
+            });
+        }
+        self
+    }
+
     pub fn new(
         policy: &ScopePolicy,
         gateway: &gateway::catalog::Catalog,
@@ -426,13 +437,15 @@ impl ServerHandler for McpServer {
         } else {
             ServerCapabilities::builder().enable_tools().build()
         };
+        let config = &self.state.config;
         ServerConfig::new(capabilities)
-            .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Portcullis: tools to inspect and administer your organization's access \
-                 (API keys, connected apps, members, tool-call audit). Call whoami to see \
-                 which account and scopes this connection has.",
+            // `name` is the stable program identifier clients key on; the
+            // configured product name is the `title` people see.
+            .with_server_info(
+                Implementation::new("portcullis", env!("CARGO_PKG_VERSION"))
+                    .with_title(config.product_name.clone()),
             )
+            .with_instructions(instructions(config, &self.state.tools.current()))
     }
 
     // Portcullis declares only the tools capability; rmcp's defaults would
@@ -677,4 +690,47 @@ impl ServerHandler for McpServer {
         };
         Ok(tool.into())
     }
+}
+
+/// The MCP `instructions`, composed from the configuration and the tools
+/// actually offered (README "Branding"): the product name, the operator's
+/// own text, the gateway tools by upstream, then the built-in tools. Each
+/// caller still sees only the tools its scopes allow in `tools/list`.
+pub fn instructions(config: &crate::config::Config, set: &ToolSet) -> String {
+    let mut text = format!("{}.", config.product_name);
+    if let Some(extra) = config
+        .instructions
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        text.push(' ');
+        text.push_str(extra.trim());
+    }
+    let mut upstreams: Vec<(String, Vec<String>)> = Vec::new();
+    let mut builtins = Vec::new();
+    for entry in &set.entries {
+        match &entry.runner {
+            Runner::Builtin => builtins.push(entry.tool.name.to_string()),
+            Runner::Gateway(tool) => {
+                let name = tool.upstream.name.clone();
+                match upstreams.iter_mut().find(|(u, _)| *u == name) {
+                    Some((_, tools)) => tools.push(entry.tool.name.to_string()),
+                    None => upstreams.push((name, vec![entry.tool.name.to_string()])),
+                }
+            }
+        }
+    }
+    for (upstream, tools) in &upstreams {
+        text.push_str(&format!(" Tools for {upstream}: {}.", tools.join(", ")));
+    }
+    if !builtins.is_empty() {
+        text.push_str(&format!(
+            " Built-in tools about this connection and its organization's access: {}.",
+            builtins.join(", ")
+        ));
+    }
+    if builtins.iter().any(|b| b == "whoami") {
+        text.push_str(" Call whoami to see which account and scopes this connection has.");
+    }
+    text
 }

@@ -396,7 +396,9 @@ async fn authorize_inner(
         .map(|s| ScopeRow {
             value: s.as_str(),
             description: s.description(),
-            checked: offered.contains(s),
+            // Admin (deleting, destructive tools) is offered but never
+            // pre-ticked: the person opts in to it, it is not opt-out.
+            checked: offered.contains(s) && s != Scope::McpAdmin,
             available: offered.contains(s),
             // Reading is what every connection needs; OIDC scopes only describe the user.
             locked: !matches!(s, Scope::McpWrite | Scope::McpAdmin),

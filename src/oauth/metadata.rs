@@ -44,7 +44,7 @@ pub async fn protected_resource(State(state): State<AppState>) -> Json<Value> {
         "authorization_servers": [issuer],
         "scopes_supported": Scope::MCP.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "bearer_methods_supported": ["header"],
-        "resource_name": "Portcullis MCP",
+        "resource_name": format!("{} MCP", state.config.product_name),
     }))
 }
 

@@ -571,3 +571,52 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// How many users exist (first-run setup is open while none does).
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users"
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Deletes an org that has no members (undoing a first-run setup whose
+    /// admin could not be created); returns whether it was deleted.
+    pub async fn delete_org_if_empty(&self, org_id: Uuid) -> Result<bool> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+            "DELETE FROM orgs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE org_id = $1)"
+        )
+        .bind(org_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}
+
+impl Store {
+    /// Revokes every live grant `user_id` gave `client_id` in `org_id` (one
+    /// app, as the console lists it); returns the grants revoked.
+    pub async fn revoke_own_app(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        org_id: Uuid,
+    ) -> Result<Vec<Uuid>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "UPDATE grants SET revoked_at = $4 WHERE user_id = $1 AND client_id = $2 AND org_id = $3 AND revoked_at IS NULL RETURNING id"
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(org_id)
+        .bind(now())
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+}

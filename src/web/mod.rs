@@ -1,12 +1,14 @@
 //! HTML pages for people: sign-in, consent, the console, errors. Every page
 //! carries the anti-framing and no-cache headers of SPEC §3.5.
 
+pub mod brand;
 pub mod console;
 pub mod csrf;
 pub mod device;
 pub mod login;
 pub mod reset;
 pub mod session;
+pub mod setup;
 pub mod throttle;
 
 use askama::Template;

@@ -58,9 +58,52 @@ async function shoot(page, name) {
     const path = join(shots, `${name}-${label}.png`);
     await page.screenshot({ path, fullPage: true });
     screenshots.push(path);
+    await readable(page, `${name} at ${size.width}px`);
   }
   await page.setViewportSize(DESKTOP);
 }
+
+/// The page reads well at this width: nothing scrolls sideways, no table
+/// header or button breaks a word in the middle (its text fits on one line),
+/// and no copy button covers the text it copies.
+async function readable(page, where) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > window.innerWidth + 1) {
+      const wide = [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.sr-only'))
+        .slice(0, 3)
+        .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`);
+      out.push(`horizontal overflow: ${doc.scrollWidth}px in ${window.innerWidth}px (${wide.join(', ')})`);
+    }
+    for (const el of document.querySelectorAll('table.list th, button')) {
+      const style = getComputedStyle(el);
+      if (el.offsetParent === null || style.visibility === 'hidden' || el.querySelector('.sr-only')) continue;
+      const text = el.textContent.trim();
+      if (!text || text.includes(' ')) continue;
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      if (lines.size > 1) out.push(`"${text}" breaks mid-word`);
+    }
+    for (const button of document.querySelectorAll('button.copy[data-copy]')) {
+      if (button.offsetParent === null) continue;
+      const target = document.getElementById(button.dataset.copy);
+      if (!target) continue;
+      const b = button.getBoundingClientRect();
+      const t = target.getBoundingClientRect();
+      const overlap = b.left < t.right && t.left < b.right && b.top < t.bottom && t.top < b.bottom;
+      if (overlap) out.push(`copy button covers #${button.dataset.copy}`);
+    }
+    return out;
+  });
+  for (const p of problems) layoutProblems.push(`${where}: ${p}`);
+}
+
+/// Layout problems found while taking screenshots; the `readable` step at
+/// the end fails with all of them, so one does not hide the others.
+const layoutProblems = [];
 
 async function signIn(page, email, secret) {
   await page.fill('#email', email);
@@ -121,7 +164,10 @@ await step('sign_in', async () => {
   check(new URL(page.url()).pathname === '/login', `signed-out / went to ${page.url()}`);
   check(new URL(page.url()).searchParams.get('next') === '/', 'next=/ kept');
   await shoot(page, 'login');
-  await Promise.all([page.waitForURL(`${base}/console/keys`), signIn(page, adminEmail, password)]);
+  // A first sign-in with nothing connected lands on Connect; later ones on the keys.
+  const landed = (u) => ['/console/keys', '/console/connect'].includes(new URL(u).pathname);
+  await Promise.all([page.waitForURL(landed), signIn(page, adminEmail, password)]);
+  await page.goto(`${base}/console/keys`);
   const csp = (await page.request.get(`${base}/console/keys`)).headers()['content-security-policy'];
   check(csp.includes("frame-ancestors 'none'") && csp.includes("script-src 'self'"), csp);
   await shoot(page, 'keys');
@@ -271,7 +317,8 @@ await step('viewer_cannot_create_write_key', async () => {
   const context = await browser.newContext({ viewport: DESKTOP });
   const viewer = await context.newPage();
   await viewer.goto(`${base}/`);
-  await Promise.all([viewer.waitForURL(`${base}/console/keys`), signIn(viewer, viewerEmail, viewerPassword)]);
+  await Promise.all([viewer.waitForURL((u) => ['/console/keys', '/console/connect'].includes(new URL(u).pathname)), signIn(viewer, viewerEmail, viewerPassword)]);
+  await viewer.goto(`${base}/console/keys`);
   check(await viewer.isDisabled('input[name=mcp_write]'), 'write is not offered to a viewer');
   check(!(await viewer.content()).includes('/console/org'), 'no Organization tab for a viewer');
   // Post it anyway, as a crafted form would: the server must refuse.
@@ -323,6 +370,24 @@ await step('organization_and_connect', async () => {
   }
   await shoot(page, 'connect');
   return {};
+});
+
+await step('account_and_error_pages', async () => {
+  await page.goto(`${base}/console/account`);
+  check(await page.locator('#current').count() === 1, 'change-password form');
+  await shoot(page, 'account');
+  // In its own page, so the expected 404 is not a console error of the main one.
+  const errorPage = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+  const missing = await errorPage.goto(`${base}/no-such-page`);
+  check(missing.status() === 404, 'a missing page is 404');
+  check(await errorPage.locator('a', { hasText: 'Back to the console' }).count() === 1, 'a way back');
+  await shoot(errorPage, 'error');
+  return {};
+});
+
+await step('readable', async () => {
+  check(layoutProblems.length === 0, layoutProblems.join('\n'));
+  return { checked: screenshots.length };
 });
 
 await step('no_script_errors', async () => {

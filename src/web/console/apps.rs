@@ -1,7 +1,10 @@
-//! The OAuth clients the user has let in (their live grants), and revoking
-//! them: the grant is marked in this instance's revocation set at once, so
-//! its access tokens stop here immediately and on other instances within
-//! `revocation_poll`, the same bound the MCP layer uses.
+//! The OAuth clients the user has let in, one row per app and organization
+//! (an app that signed in several times holds several grants; people see
+//! one app), limited to the org chosen in the switcher. Disconnecting an app
+//! revokes all of its grants there: each is marked in this instance's
+//! revocation set at once, so its access tokens stop here immediately and
+//! on other instances within `revocation_poll`, the same bound the MCP
+//! layer uses.
 
 use askama::Template;
 use axum::{
@@ -11,19 +14,20 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::{Chrome, Console, back_to, when};
-use crate::{state::AppState, web::PageError};
+use crate::{identity::scope::ScopeSet, state::AppState, web::PageError};
 
 struct AppRow {
-    grant_id: String,
+    client_id: String,
     client_name: String,
     redirect_host: String,
     scopes: String,
     org: String,
     connected: String,
     last_used: String,
+    /// How many grants (sign-ins) the row stands for.
+    grants: usize,
 }
 
 #[derive(Template)]
@@ -42,7 +46,8 @@ pub struct ListQuery {
 #[derive(Deserialize)]
 pub struct RevokeForm {
     csrf: Option<String>,
-    grant_id: String,
+    #[serde(default)]
+    client_id: String,
     org: Option<String>,
 }
 
@@ -65,21 +70,36 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     console.select(q.org.as_deref())?;
-    let apps = state
-        .store
-        .grants(Some(console.user.id), None)
-        .await?
-        .into_iter()
-        .map(|g| AppRow {
-            grant_id: g.id.to_string(),
+    let org = console.current.as_ref().map(|m| m.org.id);
+    // Newest use first (the store's order), so each app's first grant
+    // carries its latest use and redirect host.
+    let grants = match org {
+        Some(_) => state.store.grants(Some(console.user.id), org).await?,
+        None => Vec::new(),
+    };
+    let mut apps: Vec<AppRow> = Vec::new();
+    let mut scopes: Vec<ScopeSet> = Vec::new();
+    for g in grants {
+        if let Some(i) = apps.iter().position(|a| a.client_id == g.client_id) {
+            let row = &mut apps[i];
+            row.grants += 1;
+            scopes[i] = g.scope.iter().fold(scopes[i], ScopeSet::with);
+            row.scopes = scopes[i].to_string();
+            row.connected = row.connected.clone().min(when(g.created_at));
+            continue;
+        }
+        scopes.push(g.scope);
+        apps.push(AppRow {
             redirect_host: redirect_host(&g.redirect_uri),
             scopes: g.scope.to_string(),
             org: console.org_name(g.org_id),
             connected: when(g.created_at),
             last_used: when(g.last_used_at),
             client_name: g.client_name,
-        })
-        .collect();
+            client_id: g.client_id,
+            grants: 1,
+        });
+    }
     let page = AppsPage {
         chrome: console.chrome("apps", q.notice.as_deref()),
         apps,
@@ -94,29 +114,27 @@ pub async fn revoke(
 ) -> Result<Response, PageError> {
     console.verify_csrf(form.csrf.as_deref())?;
     console.select(form.org.as_deref())?;
-    let grant_id: Uuid = form
-        .grant_id
-        .trim()
-        .parse()
-        .map_err(|_| PageError::bad_request("That is not an app connection id."))?;
-    if !state
+    let org_id = console.require_org()?.org.id;
+    let revoked = state
         .store
-        .revoke_own_grant(console.user.id, grant_id)
-        .await?
-    {
+        .revoke_own_app(console.user.id, form.client_id.trim(), org_id)
+        .await?;
+    if revoked.is_empty() {
         return Err(PageError {
             status: StatusCode::NOT_FOUND,
             title: "No such app",
             message:
-                "You have no connected app with that id. It may have been disconnected already."
+                "You have no connected app with that id here. It may have been disconnected already."
                     .into(),
         });
     }
-    crate::oauth::revocation::revoked(
-        &state,
-        crate::oauth::revocation::Revocation::Grant(grant_id),
-    )
-    .await;
-    tracing::info!(user_id = %console.user.id, %grant_id, "grant revoked in the console");
+    for grant_id in &revoked {
+        crate::oauth::revocation::revoked(
+            &state,
+            crate::oauth::revocation::Revocation::Grant(*grant_id),
+        )
+        .await;
+    }
+    tracing::info!(user_id = %console.user.id, client_id = %form.client_id.trim(), %org_id, grants = revoked.len(), "app disconnected in the console");
     Ok(back_to("/console/apps", &console, "app-revoked").into_response())
 }

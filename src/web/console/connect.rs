@@ -67,6 +67,7 @@ struct ConnectPage {
 #[derive(Deserialize)]
 pub struct ConnectQuery {
     org: Option<String>,
+    notice: Option<String>,
 }
 
 pub async fn show(
@@ -91,7 +92,7 @@ pub async fn show(
     }))
     .expect("JSON values serialize");
     let page = ConnectPage {
-        chrome: console.chrome("connect", None),
+        chrome: console.chrome("connect", q.notice.as_deref()),
         mcp_url,
         org_header,
         org_id,

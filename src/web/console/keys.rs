@@ -143,7 +143,11 @@ async fn page(
     let prefix = &state.config.api_key_prefix;
     let keys = state
         .store
-        .api_keys(Some(console.user.id), None)
+        // The org chosen in the switcher: its keys only.
+        .api_keys(
+            Some(console.user.id),
+            console.current.as_ref().map(|m| m.org.id),
+        )
         .await?
         .into_iter()
         .map(|k| KeyRow {

@@ -74,8 +74,19 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `/` is the console's front door: the API keys page, or sign-in first.
-async fn home(_console: Console) -> Redirect {
-    Redirect::to("/console/keys")
+/// Someone with no key and no connected app yet (a first sign-in) is sent
+/// to Connect, which says how to start.
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    console: Console,
+) -> Result<Redirect, PageError> {
+    let user = console.user.id;
+    if state.store.api_keys(Some(user), None).await?.is_empty()
+        && state.store.grants(Some(user), None).await?.is_empty()
+    {
+        return Ok(Redirect::to("/console/connect?notice=welcome"));
+    }
+    Ok(Redirect::to("/console/keys"))
 }
 
 /// A signed-in user on a console page, with the orgs they belong to and the
@@ -313,6 +324,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "user-enabled" => "The account was enabled again; its keys and apps work again.",
         "user-unlocked" => "Sign-in for the account was unlocked.",
         "org-renamed" => "The organization was renamed.",
+        "welcome" => {
+            "Welcome! Connect your first client below, or create an API key. Add people under Organization."
+        }
         "password-changed" => "Your password was changed. Your other sessions were signed out.",
         "role-changed" => {
             "The role was changed. Existing keys follow it at once; apps when they next refresh."
