@@ -21,7 +21,7 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{
-    audit::Outcome,
+    audit::{self, Outcome},
     auth::{Identity, resource_metadata_url},
     jsonrpc::JsonRpcError,
 };
@@ -52,9 +52,9 @@ pub async fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), R
     let bucket = match (tools.get(tool), visible) {
         (_, Some(_)) => who.bucket(tool),
         (Some(entry), None) if state.config.insufficient_scope == InsufficientScope::StepUp => {
-            state
-                .audit
-                .record(who, tool, Outcome::Denied, Duration::ZERO, None);
+            let mut call = audit::entry(who, tool, Outcome::Denied, Duration::ZERO, None);
+            call.detail = Some(format!("needs the {} scope", entry.required));
+            state.audit.record_call(call);
             let needed = who.scopes.mcp().with(entry.required);
             return Err(Refusal::StepUp {
                 scope: needed.to_string(),
@@ -64,9 +64,12 @@ pub async fn admit(state: &AppState, who: &Identity, tool: &str) -> Result<(), R
     };
     state.tool_calls.acquire(&bucket).await.map_err(|wait| {
         state.metrics.rate_limited("tool");
-        state
-            .audit
-            .record(who, tool, Outcome::RateLimited, Duration::ZERO, None);
+        let mut call = audit::entry(who, tool, Outcome::RateLimited, Duration::ZERO, None);
+        call.detail = Some(format!(
+            "over the per-tool rate limit; retry in {} s",
+            wait.as_secs().max(1)
+        ));
+        state.audit.record_call(call);
         Refusal::RateLimited { wait }
     })
 }

@@ -354,7 +354,17 @@ impl McpServer {
             Forwarded::RateLimited { status, .. } => (Outcome::RateLimited, Some(*status)),
         };
         let mut call = audit::entry(who, &tool.name, kind, started.elapsed(), status);
-        call.detail = detail;
+        // Why it failed comes first, so the Activity page can say it.
+        let why = match &outcome {
+            Forwarded::Failure { message, .. } => Some(message.clone()),
+            Forwarded::RateLimited { .. } => Some("the upstream is rate limiting (429)".into()),
+            Forwarded::Success { .. } => None,
+        };
+        call.detail = match (why, detail) {
+            (Some(why), Some(acted_on)) => Some(format!("{why}; {acted_on}")),
+            (why, acted_on) => why.or(acted_on),
+        }
+        .map(|text| crate::store::storable(&text, crate::store::AUDIT_TEXT_CHARS));
         if let Some(arguments) = logged {
             let result = match &outcome {
                 Forwarded::Success {
@@ -668,7 +678,10 @@ impl ServerHandler for McpServer {
                         ),
                         Err(tools::ToolFailure(message)) => (
                             Outcome::Error,
-                            requested.map(|id| format!("requested id {id}")),
+                            Some(match requested {
+                                Some(id) => format!("{message}; requested id {id}"),
+                                None => message.clone(),
+                            }),
                             CallToolResult::error(vec![ContentBlock::text(message)]),
                         ),
                     };

@@ -31,6 +31,10 @@ struct CallRow {
     outcome: String,
     ok: bool,
     duration_ms: i64,
+    /// The upstream's HTTP status for gateway calls; empty otherwise.
+    upstream: String,
+    /// Why a call failed or was refused, or what it acted on.
+    detail: String,
     /// Logged arguments and result (upstreams with `log_payloads`), pretty-printed.
     payload: Option<(String, String)>,
 }
@@ -200,6 +204,17 @@ pub async fn list(
         .then(|| calls.last())
         .flatten()
         .map(|c| filters(Some(format!("{}.{}", c.at, c.id))));
+    // Apps by the name they registered with, not a raw client id.
+    let mut app_names: HashMap<String, String> = HashMap::new();
+    for client_id in calls.iter().filter_map(|c| c.client_id.as_deref()) {
+        if !app_names.contains_key(client_id) {
+            let name = match state.store.client(client_id).await? {
+                Some(client) if !client.client_name.is_empty() => client.client_name,
+                _ => client_id.to_owned(),
+            };
+            app_names.insert(client_id.to_owned(), name);
+        }
+    }
     let mut payloads = match (
         calls.iter().map(|c| c.at).min(),
         calls.iter().map(|c| c.at).max(),
@@ -217,8 +232,11 @@ pub async fn list(
             user: emails
                 .get(&c.user_id)
                 .map_or_else(|| c.user_id.to_string(), |e| (*e).to_owned()),
+            upstream: c.upstream_status.map(|s| s.to_string()).unwrap_or_default(),
+            detail: c.detail.unwrap_or_default(),
             via: c
                 .client_id
+                .map(|id| app_names.get(&id).cloned().unwrap_or(id))
                 .or(c
                     .api_key_id
                     .map(|k| format!("key {}…", &k[..k.len().min(8)])))
