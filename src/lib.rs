@@ -118,11 +118,15 @@ fn spawn_catalog_reloader(state: AppState) {
             if state.config.catalog.is_none() {
                 continue;
             }
-            match state.reload_catalog() {
-                Ok(n) => tracing::info!(tools = n, "gateway catalog reloaded"),
-                Err(e) => {
+            // Off the async threads: an OpenAPI document may be fetched
+            // and every tool's schema compiled.
+            let reloading = state.clone();
+            match tokio::task::spawn_blocking(move || reloading.reload_catalog()).await {
+                Ok(Ok(n)) => tracing::info!(tools = n, "gateway catalog reloaded"),
+                Ok(Err(e)) => {
                     tracing::error!(error = %e, "gateway catalog not reloaded; keeping the previous tools")
                 }
+                Err(e) => tracing::error!(error = %e, "gateway catalog reload failed"),
             }
         }
     });

@@ -288,3 +288,56 @@ fn the_cli_prints_a_catalog_that_loads_and_overrides_that_name_nothing_are_refus
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_reads_the_document_again_and_a_broken_one_keeps_the_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = |extra: bool| {
+        let mut paths = json!({
+            "/contacts/{id}": { "get": { "operationId": "getContact", "summary": "One contact.",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "ok" } } } }
+        });
+        if extra {
+            paths["/deals"] = json!({ "get": { "operationId": "listDeals", "summary": "Deals.",
+                "responses": { "200": { "description": "ok" } } } });
+        }
+        json!({ "openapi": "3.1.0", "info": { "title": "CRM", "version": "1" }, "paths": paths })
+            .to_string()
+    };
+    std::fs::write(dir.path().join("crm.json"), doc(false)).unwrap();
+    let path = dir.path().join("catalog.toml");
+    std::fs::write(
+        &path,
+        "[[upstream]]\nname = \"crm\"\nbase_url = \"http://127.0.0.1:9/api\"\nopenapi = \"crm.json\"\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| c.catalog = Some(path)).await;
+    let names = || {
+        server
+            .state
+            .tools
+            .current()
+            .names()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(names().contains(&"get_contact".to_owned()));
+    assert!(!names().contains(&"list_deals".to_owned()));
+
+    std::fs::write(dir.path().join("crm.json"), doc(true)).unwrap();
+    server.state.reload_catalog().unwrap();
+    assert!(names().contains(&"list_deals".to_owned()));
+
+    std::fs::write(dir.path().join("crm.json"), "{ not json").unwrap();
+    let err = server.state.reload_catalog().unwrap_err().to_string();
+    assert!(
+        err.contains("catalog.toml") && err.contains("crm.json"),
+        "{err}"
+    );
+    assert!(
+        names().contains(&"list_deals".to_owned()),
+        "the previous tools stay"
+    );
+    server.stop().await;
+}

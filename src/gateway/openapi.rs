@@ -487,7 +487,7 @@ fn operation(
                         for (k, s) in props {
                             properties.insert(k, s);
                         }
-                        if body_required || !inner.is_empty() {
+                        if body_required {
                             required.extend(inner);
                         }
                         routing.body = BodyShape::Spread { form };
