@@ -111,7 +111,7 @@ fn main() {
     measure_import("generated (400 operations)", &generated, runs);
     let box_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/openapi/box-openapi.json"
+        "/tests/fixtures/openapi/box-openapi.json"
     );
     match std::fs::read_to_string(box_path) {
         Ok(text) => measure_import("box-openapi.json", &text, runs),

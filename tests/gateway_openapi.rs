@@ -1,4 +1,4 @@
-//! OpenAPI import over real public documents (`../shared/openapi/`) and a
+//! OpenAPI import over real public documents (copied unmodified from the shared set into `tests/fixtures/openapi/`) and a
 //! generated large one: every operation becomes a tool whose name and
 //! schemas MCP clients accept, and whose schemas compile.
 
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 fn shared(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/openapi")
+        .join("tests/fixtures/openapi")
         .join(name)
 }
 

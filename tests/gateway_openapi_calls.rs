@@ -50,7 +50,7 @@ async fn record(State(seen): State<Seen>, request: Request) -> Response {
 }
 
 fn shared(name: &str) -> String {
-    format!("{}/../shared/openapi/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/fixtures/openapi/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[tokio::test]
