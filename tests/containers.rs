@@ -13,11 +13,12 @@ fn read(path: &str) -> String {
 #[test]
 fn the_compose_file_follows_the_compose_schema_and_has_health_checks() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("python3")
+    // The venv scripts/test fills from tests/python/requirements.txt.
+    let out = Command::new(format!("{root}/target/pyenv/bin/python"))
         .arg(format!("{root}/tests/containers/check_compose.py"))
         .arg(format!("{root}/docker-compose.yml"))
         .output()
-        .expect("python3 with PyYAML and jsonschema");
+        .expect("target/pyenv/bin/python (scripts/test installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.trim() == "ok",
