@@ -155,7 +155,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api-keys/{id}", axum::routing::delete(revoke_key))
         .route("/apps/{id}", axum::routing::delete(revoke_app))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state, authenticate));
     Router::new()
         .route("/admin/api/v1/openapi.json", get(openapi))
@@ -190,7 +189,17 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         Err(http_auth::Malformed(why)) => return ApiError::unauthorized(why).into_response(),
     };
     match tokens::is_valid(&state.store, token).await {
-        Ok(true) => next.run(request).await,
+        Ok(true) => {
+            let response = next.run(request).await;
+            // axum answers a known path with an unrouted method itself,
+            // with an empty body; give it the API's error shape.
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && !response.headers().contains_key(header::CONTENT_TYPE)
+            {
+                return method_not_allowed().await.into_response();
+            }
+            response
+        }
         Ok(false) => {
             ApiError::unauthorized("the admin token is unknown or revoked").into_response()
         }
