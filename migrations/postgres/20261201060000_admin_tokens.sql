@@ -4,6 +4,6 @@ CREATE TABLE admin_tokens (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
 );
