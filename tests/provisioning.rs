@@ -514,3 +514,38 @@ async fn the_openapi_description_matches_the_router() {
     }
     server.stop().await;
 }
+
+/// Runs the real binary against the test server's database.
+async fn cli(server: &TestServer, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .arg("--json")
+        .env("PORTCULLIS_DATABASE_URL", &server.state.config.database_url)
+        .env("PORTCULLIS_KEYS_DIR", &server.state.config.keys_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn admin_tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let server = TestServer::start().await;
+    let created = cli(&server, &["admin-token", "create", "--name", "sync"]).await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("pcadm_"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let orgs = |token: String| {
+        let request = server.http.get(server.url("/admin/api/v1/orgs"));
+        async move { request.bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(orgs(token.clone()).await, 200);
+    let listed = cli(&server, &["admin-token", "list"]).await;
+    assert_eq!(listed["tokens"][0]["name"], "sync");
+    assert!(!listed.to_string().contains(&token[20..]));
+    let revoked = cli(&server, &["admin-token", "revoke", "--id", &id]).await;
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(orgs(token).await, 401);
+    server.stop().await;
+}
