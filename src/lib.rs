@@ -14,6 +14,7 @@ pub mod machine_admin;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
+pub mod provisioning;
 pub mod ratelimit;
 pub mod request_id;
 pub mod serve;
@@ -171,6 +172,7 @@ pub fn app(state: AppState) -> Router {
         .merge(public)
         .merge(pages)
         .merge(mcp::router(state.clone()))
+        .merge(provisioning::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/style.css", get(web::stylesheet))

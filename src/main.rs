@@ -73,6 +73,28 @@ enum Command {
     EnterpriseIdp(EnterpriseIdpCommand),
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Admin tokens of the provisioning API (/admin/api/v1): create, list, revoke.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Create an admin token; it is shown once and stored hashed.
+    #[command(after_help = "Example:\n  portcullis admin-token create --name billing-sync --json")]
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke an admin token by its id; the API refuses it from the next request.
+    #[command(after_help = "Example:\n  portcullis admin-token revoke --id 3f0c…")]
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+    /// List admin tokens (ids, names, dates; never the tokens).
+    #[command(after_help = "Example:\n  portcullis admin-token list --json")]
+    List,
 }
 
 #[derive(Subcommand)]
@@ -547,6 +569,15 @@ async fn run(command: Command, config: Config) -> Result<Option<Value>, String> 
         }
         Command::ServiceClient(command) => service_client(&store, command).await,
         Command::EnterpriseIdp(command) => enterprise_idp(&store, command).await,
+        Command::AdminToken(AdminTokenCommand::Create { name }) => {
+            portcullis::provisioning::tokens::create(&store, &name).await
+        }
+        Command::AdminToken(AdminTokenCommand::Revoke { id }) => {
+            portcullis::provisioning::tokens::revoke(&store, &id).await
+        }
+        Command::AdminToken(AdminTokenCommand::List) => {
+            portcullis::provisioning::tokens::list(&store).await
+        }
     };
     result.map(Some).map_err(|e| err(&e))
 }

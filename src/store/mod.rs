@@ -98,6 +98,8 @@ macro_rules! on_pool {
 
 // After `on_pool!`, which it uses (macros are in scope textually).
 mod accounts;
+mod admin_tokens;
+pub use admin_tokens::AdminToken;
 pub mod open;
 // After `on_pool!`, which it uses.
 mod machine;
@@ -169,7 +171,7 @@ fn role(s: String) -> Result<Role> {
 
 // After the macros above, which it uses.
 mod federation;
-pub use federation::{FederatedSignIn, SignInRefused};
+pub use federation::{FederatedSignIn, NO_PASSWORD, SignInRefused};
 
 impl Store {
     /// Opens the database named by `url`, creating a SQLite file (mode
