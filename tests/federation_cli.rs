@@ -26,6 +26,17 @@ fn run(dir: &Path, args: &[&str]) -> (bool, Value) {
 fn an_operator_gives_orgs_the_ids_their_identity_provider_uses() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
+    // Administration commands never create a database; `migrate` does.
+    let migrated = Command::new(BIN)
+        .arg("migrate")
+        .env(
+            "PORTCULLIS_DATABASE_URL",
+            format!("sqlite://{}", dir.join("p.db").display()),
+        )
+        .env("PORTCULLIS_KEYS_DIR", dir.join("keys"))
+        .status()
+        .unwrap();
+    assert!(migrated.success());
     let (ok, org) = run(
         dir,
         &["org", "create", "--name", "Eng", "--external-id", "eng"],

@@ -50,7 +50,10 @@ async fn record(State(seen): State<Seen>, request: Request) -> Response {
 }
 
 fn shared(name: &str) -> String {
-    format!("{}/tests/fixtures/openapi/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/openapi/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[tokio::test]

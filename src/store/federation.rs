@@ -216,17 +216,21 @@ impl Store {
             name: name.to_owned(),
             created_at: now(),
         };
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO orgs (id, name, created_at, external_id) VALUES ($1, $2, $3, $4)"
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO orgs (id, name, created_at, external_id, name_canonical) VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(org.id)
         .bind(&org.name)
         .bind(org.created_at)
         .bind(external_id)
+        // Names are unique ignoring case here too (README "Accounts").
+        .bind(super::org_name_key(&org.name))
         .execute(pool)
         .await
         .map_err(conflict)
-        .map(drop)?);
+        .map(drop)?
+        });
         Ok(org)
     }
 
