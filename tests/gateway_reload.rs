@@ -143,6 +143,8 @@ async fn sighup_reloads_the_catalog_and_a_bad_file_keeps_the_old_tools() {
     )
     .unwrap();
 
+    // Administration commands never create a database; `migrate` does.
+    cli(dir.path(), &["migrate"], None);
     let org = cli(dir.path(), &["org", "create", "--name", "Acme"], None)["id"]
         .as_str()
         .unwrap()
