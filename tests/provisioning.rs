@@ -549,3 +549,136 @@ async fn admin_tokens_are_created_listed_and_revoked_from_the_command_line() {
     assert_eq!(orgs(token).await, 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn machine_access_is_managed_service_clients_and_trusted_identity_providers() {
+    let server = TestServer::start().await;
+    let api = Api::new(&server).await;
+    let org = server.org("Acme").await;
+
+    // A service client with a secret, answered once; its token works.
+    let (status, created) = api
+        .call(
+            Method::POST,
+            &format!("/orgs/{org}/service-clients"),
+            Some(json!({"name": "Nightly CI", "role": "member", "scope": "mcp:read"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let token = |(id, secret): (String, String)| {
+        let request = server
+            .http
+            .post(server.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", server.resource().as_str()),
+            ]);
+        async move { request.send().await.unwrap() }
+    };
+    let answer = token((client_id.clone(), secret.clone())).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let access: Value = answer.json().await.unwrap();
+    let access = access["access_token"].as_str().unwrap().to_owned();
+    let whoami = || {
+        let request = server
+            .http
+            .post(server.resource())
+            .bearer_auth(&access)
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .json(&mcp::tools_call(1, "whoami", json!({})));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(whoami().await, StatusCode::OK);
+    let (status, listed) = api
+        .call(Method::GET, &format!("/orgs/{org}/service-clients"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["service_clients"][0]["client_id"], client_id);
+    assert!(listed["service_clients"][0].get("client_secret").is_none());
+
+    // Keys as both a URL and a document: which one is meant is unclear.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/orgs/{org}/service-clients"),
+            Some(json!({"name": "x", "role": "member", "jwks_uri": "https://k.example/jwks", "jwks": {"keys": []}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // Revoked: new tokens refused, the live one within the bound.
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/orgs/{org}/service-clients/{client_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        token((client_id.clone(), secret)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = mcp::eventually(Duration::from_secs(20), || async {
+        whoami().await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(refused, "the revoked client's token still works");
+    let (status, body) = api
+        .call(
+            Method::DELETE,
+            &format!("/orgs/{org}/service-clients/{client_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // Trusted enterprise identity providers: asymmetric algorithms only.
+    let idps = format!("/orgs/{org}/identity-providers");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &idps,
+            Some(json!({"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks", "algorithms": "HS256"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("asymmetric"),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &idps,
+            Some(json!({"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, listed) = api.call(Method::GET, &idps, None).await;
+    assert_eq!(
+        listed["identity_providers"][0]["issuer"],
+        "https://idp.example"
+    );
+    let (status, _) = api.call(Method::DELETE, &idps, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the issuer must be named");
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("{idps}?issuer=https%3A%2F%2Fidp.example"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = api.call(Method::GET, &idps, None).await;
+    assert_eq!(listed["identity_providers"], json!([]));
+}

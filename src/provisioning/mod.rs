@@ -11,6 +11,7 @@
 //! `conflict` (409, also for `last_admin`), `payload_too_large` (413),
 //! `server_error` (500, store failures only).
 
+mod machines;
 pub mod tokens;
 
 use axum::{
@@ -146,6 +147,20 @@ pub fn router(state: AppState) -> Router<AppState> {
             put(put_member).delete(remove_member),
         )
         .route("/orgs/{org}/api-keys", get(list_org_keys))
+        .route(
+            "/orgs/{org}/service-clients",
+            get(machines::list_service_clients).post(machines::create_service_client),
+        )
+        .route(
+            "/orgs/{org}/service-clients/{id}",
+            axum::routing::delete(machines::revoke_service_client),
+        )
+        .route(
+            "/orgs/{org}/identity-providers",
+            get(machines::list_idps)
+                .post(machines::trust_idp)
+                .delete(machines::remove_idp),
+        )
         .route("/users", post(create_user))
         .route("/users/{user}", get(get_user).delete(delete_user))
         .route("/users/{user}/disable", post(disable_user))
