@@ -613,11 +613,12 @@ async fn rotated_provider_keys_are_fetched_again_but_not_for_every_unknown_kid()
 
 #[tokio::test]
 async fn an_unreachable_or_slow_provider_gets_a_readable_page_not_a_hung_request() {
-    // A port with nothing listening.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound but not listening: connections are refused, and the
+    // port stays ours for the whole test (a port freed again could be taken
+    // by another test's server running in parallel).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = reserved.local_addr().unwrap().port();
     let s = setup(vec![provider(
         "down",
         &format!("http://127.0.0.1:{closed}"),
@@ -652,6 +653,7 @@ async fn an_unreachable_or_slow_provider_gets_a_readable_page_not_a_hung_request
         "could not reach",
     );
     eprintln!("slow provider answered in {:?}", started.elapsed());
+    drop(reserved);
 }
 
 #[tokio::test]
